@@ -1,0 +1,31 @@
+import { z } from 'zod';
+
+/**
+ * The event catalog: one zod schema per event type. Producers validate on publish, consumers on receipt.
+ * Types follow `aiva.<producer>.<entity>.<verb>.v<N>`; a breaking change to `data` gets a new version.
+ */
+const userProfile = z.object({
+  id: z.string().uuid(),
+  email: z.string().email(),
+  username: z.string(),
+  firstName: z.string(),
+  lastName: z.string(),
+  displayName: z.string().nullable(),
+});
+
+export const eventCatalog = {
+  'aiva.users.user.created.v1': userProfile.extend({ createdAt: z.string().datetime() }),
+  'aiva.users.user.updated.v1': userProfile.extend({
+    updatedAt: z.string().datetime(),
+    changedFields: z.array(z.string()).min(1),
+  }),
+  'aiva.users.user.deleted.v1': z.object({ id: z.string().uuid(), deletedAt: z.string().datetime() }),
+} as const;
+
+export type EventCatalog = typeof eventCatalog;
+export type EventType = keyof EventCatalog;
+export const EVENT_TYPES = Object.keys(eventCatalog) as EventType[];
+
+export function isEventType(type: string): type is EventType {
+  return Object.hasOwn(eventCatalog, type);
+}

@@ -1,0 +1,47 @@
+import type { AivaEvent, OutboxStore } from '@aiva/shared';
+
+/** A user profile as the users subgraph stores it. */
+export interface UserRecord {
+  id: string; // UUIDv7: ordering by id is ordering by creation
+  email: string; // as entered; unique case-insensitively
+  username: string; // unique case-insensitively
+  firstName: string;
+  lastName: string;
+  displayName: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type UserPatch = Partial<Pick<UserRecord, 'email' | 'username' | 'firstName' | 'lastName' | 'displayName'>>;
+
+export interface UserPage {
+  users: UserRecord[];
+  hasNextPage: boolean;
+}
+
+/**
+ * The persistence port of the users subgraph. Every write stores its event in the outbox in the same
+ * transaction. Unique violations throw `conflict(..., { field: 'email' | 'username' })` from @aiva/shared and
+ * write nothing.
+ */
+export interface UserStore extends OutboxStore {
+  readonly kind: 'sqlite' | 'mongo';
+  insert(user: UserRecord, event: AivaEvent): Promise<UserRecord>;
+  findById(id: string): Promise<UserRecord | null>;
+  /** One query for all ids; unknown ids are absent from the result; order not guaranteed. */
+  findByIds(ids: readonly string[]): Promise<UserRecord[]>;
+  /** Ordered by id ascending; `afterId` excludes that id and everything before it. */
+  list(page: { first: number; afterId?: string }): Promise<UserPage>;
+  count(): Promise<number>;
+  /** Applies the patch and sets `updatedAt`; null when the id is unknown (nothing written). */
+  update(
+    id: string,
+    patch: UserPatch,
+    updatedAt: Date,
+    makeEvent: (updated: UserRecord) => AivaEvent,
+  ): Promise<UserRecord | null>;
+  /** False when the id is unknown (nothing written). */
+  remove(id: string, makeEvent: (removed: UserRecord) => AivaEvent): Promise<boolean>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
