@@ -1,0 +1,51 @@
+import { type Logger, type LoggerOptions, pino } from 'pino';
+
+export type { Logger } from 'pino';
+
+/** Field names whose values never reach a log line, at any depth we log (top level and two levels down). */
+export const REDACTED_FIELDS = ['authorization', 'password', 'token', 'secret'] as const;
+
+function redactPaths(): string[] {
+  const paths: string[] = [];
+  for (const field of REDACTED_FIELDS) {
+    for (const variant of [field, field.toUpperCase(), field[0]!.toUpperCase() + field.slice(1)]) {
+      paths.push(variant, `*.${variant}`, `*.*.${variant}`);
+    }
+  }
+  // Names that contain a secret-ish word: common shapes seen in requests and configs.
+  paths.push(
+    'req.headers.authorization',
+    'req.headers.cookie',
+    '*.accessToken',
+    '*.refreshToken',
+    '*.newPassword',
+    '*.currentPassword',
+    '*.*.accessToken',
+    '*.*.refreshToken',
+    '*.*.newPassword',
+    '*.*.currentPassword',
+    'accessToken',
+    'refreshToken',
+    'newPassword',
+    'currentPassword',
+  );
+  return paths;
+}
+
+export interface CreateLoggerOptions {
+  level?: string;
+  /** Where lines go; defaults to stdout. Tests pass a stream to read what was logged. */
+  destination?: NodeJS.WritableStream;
+}
+
+/** A pino logger named after the service, with secrets redacted. */
+export function createLogger(name: string, options: CreateLoggerOptions = {}): Logger {
+  const config: LoggerOptions = {
+    name,
+    level: options.level ?? process.env.LOG_LEVEL ?? 'info',
+    redact: { paths: redactPaths(), censor: '[redacted]' },
+    base: { service: name },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  return options.destination ? pino(config, options.destination) : pino(config);
+}
