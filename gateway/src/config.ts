@@ -1,0 +1,28 @@
+import { commonEnvSchema, DEFAULT_BODY_LIMIT_BYTES, env } from '@aiva/shared';
+import { z } from 'zod';
+
+export const gatewayEnvSchema = commonEnvSchema.extend({
+  GATEWAY_PORT: env.port(3000),
+  /** The composed supergraph to serve; default: supergraph.graphql at the repository root. */
+  SUPERGRAPH_PATH: z.string().optional(),
+  /** Comma-separated origins allowed by CORS; `*` for any; empty for none (same-origin only). */
+  CORS_ORIGINS: env.list(''),
+  /** Largest accepted request body, in bytes. */
+  BODY_LIMIT_BYTES: env.positiveInt(DEFAULT_BODY_LIMIT_BYTES),
+  /** Per-request timeout towards a subgraph, in milliseconds. */
+  SUBGRAPH_TIMEOUT_MS: env.positiveInt(10_000),
+});
+export type GatewayConfig = z.infer<typeof gatewayEnvSchema>;
+
+/**
+ * Subgraph URL overrides: `SUBGRAPH_<NAME>_URL` (e.g. SUBGRAPH_USERS_URL) replaces the routing URL the
+ * supergraph was composed with.
+ */
+export function subgraphUrlOverrides(environment: Record<string, string | undefined> = process.env) {
+  const overrides: Record<string, string> = {};
+  for (const [key, value] of Object.entries(environment)) {
+    const match = /^SUBGRAPH_([A-Z0-9_]+)_URL$/.exec(key);
+    if (match?.[1] && value) overrides[match[1].toLowerCase()] = z.string().url().parse(value);
+  }
+  return overrides;
+}

@@ -1,0 +1,49 @@
+import { createLogger, type Logger } from '@aiva/shared';
+import { createGateway, type LaunchableService, SUBGRAPHS } from './services.js';
+
+export interface LaunchOptions {
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  /** Serve this supergraph instead of the committed one (dev: freshly composed). */
+  supergraphSdl?: string;
+  subgraphs?: LaunchableService[];
+}
+
+export interface RunningStack {
+  gatewayUrl: string;
+  urls: Record<string, string>;
+  /** Stops the gateway first (no new work), then the subgraphs in reverse start order. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs every subgraph and the gateway in this process, each on its own port. Without NATS_URL they share the
+ * in-process event bus; with it, each connects to NATS itself.
+ */
+export async function launchStack(options: LaunchOptions = {}): Promise<RunningStack> {
+  const env = options.env ?? process.env;
+  const logger = options.logger ?? createLogger('aiva', { level: env.LOG_LEVEL ?? 'info' });
+  const started: Array<{ name: string; close(): Promise<void> }> = [];
+  const urls: Record<string, string> = {};
+  const stop = async () => {
+    for (const service of started.reverse()) await service.close();
+  };
+  try {
+    for (const subgraph of options.subgraphs ?? SUBGRAPHS) {
+      const app = await subgraph.create({ env, logger: logger.child({ service: subgraph.name }) });
+      urls[subgraph.name] = await app.listen();
+      started.push({ name: subgraph.name, close: () => app.close() });
+    }
+    const gateway = await createGateway({
+      env,
+      logger: logger.child({ service: 'gateway' }),
+      ...(options.supergraphSdl ? { supergraphSdl: options.supergraphSdl } : {}),
+    });
+    urls.gateway = await gateway.listen();
+    started.push({ name: 'gateway', close: () => gateway.close() });
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { gatewayUrl: `${urls.gateway}/graphql`, urls, stop };
+}

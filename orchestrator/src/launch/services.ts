@@ -1,0 +1,32 @@
+import { type GatewayApp, createGatewayApp, gatewayEnvSchema } from '@aiva/gateway';
+import { type EventBus, type Logger, loadConfig } from '@aiva/shared';
+import { createUsersApp, usersEnvSchema } from '@aiva/users';
+
+/** What the launcher needs of a subgraph: make it (not yet listening) from the environment. */
+export interface LaunchableService {
+  name: string;
+  create(deps: { env: NodeJS.ProcessEnv; logger: Logger; bus?: EventBus }): Promise<{
+    listen(): Promise<string>;
+    close(): Promise<void>;
+  }>;
+}
+
+/**
+ * Every subgraph `pnpm start` runs, in start order. Adding a subgraph: add its package to this list (and to
+ * orchestrator/package.json), and to supergraph.yaml.
+ */
+export const SUBGRAPHS: LaunchableService[] = [
+  {
+    name: 'users',
+    create: ({ env, logger, bus }) =>
+      createUsersApp({ config: loadConfig(usersEnvSchema, env), logger, ...(bus ? { bus } : {}) }),
+  },
+];
+
+export function createGateway(deps: { env: NodeJS.ProcessEnv; logger: Logger; supergraphSdl?: string }): Promise<GatewayApp> {
+  return createGatewayApp({
+    config: loadConfig(gatewayEnvSchema, deps.env),
+    logger: deps.logger,
+    ...(deps.supergraphSdl ? { supergraphSdl: deps.supergraphSdl } : {}),
+  });
+}

@@ -1,0 +1,340 @@
+import { z } from 'zod';
+import type { Logger } from '../log.js';
+import {
+  DEFAULT_SUBSCRIBE_OPTIONS,
+  type DeadLetter,
+  type EventBus,
+  type EventHandler,
+  type SubscribeOptions,
+  type Subscription,
+} from './bus.js';
+import { type EventType, eventCatalog, isEventType } from './catalog.js';
+import type { AivaEvent } from './event.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Validation shared by the bus adapters (memory and NATS): the envelope, then `data` against the catalog.
+// ---------------------------------------------------------------------------------------------------------------
+
+const envelopeSchema = z.object({
+  id: z.uuid(),
+  type: z.string().min(1),
+  occurredAt: z.iso.datetime({ offset: true }),
+  source: z.string().min(1),
+  data: z.unknown(),
+});
+
+/** Describes zod issues by path and message only: event data never ends up in an error or a log line. */
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
+    .join('; ');
+}
+
+/**
+ * Checks an envelope and its `data` against the event catalog and returns the normalised event.
+ * Throws a plain Error naming the event type and the zod issues (events are internal, not user input).
+ */
+export function validateEvent(value: unknown): AivaEvent {
+  const envelope = envelopeSchema.safeParse(value);
+  const typeName =
+    typeof (value as { type?: unknown } | null)?.type === 'string' ? (value as { type: string }).type : '(no type)';
+  if (!envelope.success) {
+    throw new Error(`Invalid event envelope for ${typeName}: ${describeIssues(envelope.error)}`);
+  }
+  const { type } = envelope.data;
+  if (!isEventType(type)) throw new Error(`Unknown event type ${type}: not in the event catalog`);
+  const data = eventCatalog[type].safeParse(envelope.data.data);
+  if (!data.success) throw new Error(`Invalid event ${type}: data.${describeIssues(data.error)}`);
+  return { ...envelope.data, type, data: data.data } as AivaEvent;
+}
+
+/** maxDeliver and backoff with defaults applied and sanity-checked. */
+export function resolveSubscribeOptions(options: SubscribeOptions = {}): Required<SubscribeOptions> {
+  const maxDeliver = options.maxDeliver ?? DEFAULT_SUBSCRIBE_OPTIONS.maxDeliver;
+  const backoffMs = options.backoffMs?.length ? options.backoffMs : DEFAULT_SUBSCRIBE_OPTIONS.backoffMs;
+  if (!Number.isInteger(maxDeliver) || maxDeliver < 1) throw new RangeError('maxDeliver must be an integer >= 1');
+  if (backoffMs.some((ms) => !Number.isFinite(ms) || ms < 0)) throw new RangeError('backoffMs must be >= 0');
+  return { maxDeliver, backoffMs };
+}
+
+/** Delay before redelivery after failed delivery number `delivery` (1-based); the last value repeats. */
+export function backoffFor(backoffMs: readonly number[], delivery: number): number {
+  return backoffMs[Math.min(delivery, backoffMs.length) - 1] ?? 0;
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The in-process bus
+// ---------------------------------------------------------------------------------------------------------------
+
+/** The memory bus has one extra method for tests and shutdown: wait until nothing is being delivered. */
+export interface MemoryBus extends EventBus {
+  readonly kind: 'memory';
+  /** Resolves once every queue with an active subscriber is empty and no delivery (or backoff) is in flight. */
+  drain(): Promise<void>;
+}
+
+export interface MemoryBusOptions {
+  logger?: Logger;
+  /** How many published ids are remembered for deduplication (JetStream's duplicate window; default 10,000). */
+  dedupeWindow?: number;
+  /** Dead letters kept per consumer, oldest dropped first (default 1,000). */
+  maxDeadLetters?: number;
+}
+
+/** A queued event: kept serialised so every consumer gets its own copy, as it would over the wire. */
+interface QueuedEvent {
+  id: string;
+  payload: string;
+  /** Failed deliveries so far; survives a stop/subscribe like JetStream's delivery count. */
+  deliveries: number;
+}
+
+interface ActiveHandler {
+  handler: EventHandler<EventType>;
+  options: Required<SubscribeOptions>;
+  stopped: boolean;
+  /** The delivery this handler is running right now, so stop() can wait for it. */
+  inFlight: Promise<void> | null;
+}
+
+/** One durable consumer position: a (consumer name, event type) pair, like one JetStream durable. */
+interface Durable {
+  consumer: string;
+  type: EventType;
+  queue: QueuedEvent[];
+  handlers: ActiveHandler[];
+  /** Round-robin cursor over the handlers of the same consumer name (competing subscribers). */
+  next: number;
+  /** The running delivery loop, if any. */
+  worker: Promise<void> | null;
+}
+
+/** Waits `ms`, or less when `signal` aborts (shutdown must not sit out a long backoff). */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * An in-process event bus with the same contract as the NATS adapter: catalog validation on publish and
+ * receipt, deduplication by event id, durable per-consumer queues that keep events while the consumer is
+ * stopped, at-least-once delivery with backoff, dead letters after `maxDeliver` failures, and strictly
+ * sequential in-order delivery per (consumer, type) — a failing event holds back later ones until it succeeds
+ * or is dead-lettered (JetStream with `max_ack_pending: 1` behaves the same).
+ *
+ * A queue is created by the first `subscribe` of a consumer name; events published before that are not
+ * delivered to it (JetStream's `DeliverPolicy.New`).
+ */
+export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
+  const logger = options.logger;
+  const dedupeWindow = options.dedupeWindow ?? 10_000;
+  const maxDeadLetters = options.maxDeadLetters ?? 1_000;
+  const durables = new Map<string, Durable>();
+  /** Insertion-ordered, so the oldest id is evicted first. */
+  const publishedIds = new Set<string>();
+  const deadLetterStore = new Map<string, DeadLetter[]>();
+  let closed = false;
+  const closing = new AbortController();
+
+  const durableKey = (consumer: string, type: string) => `${consumer}\u0000${type}`;
+
+  function assertOpen(): void {
+    if (closed) throw new Error('The event bus is closed');
+  }
+
+  function rememberId(id: string): boolean {
+    if (publishedIds.has(id)) return false;
+    publishedIds.add(id);
+    if (publishedIds.size > dedupeWindow) {
+      const oldest = publishedIds.values().next().value;
+      if (oldest !== undefined) publishedIds.delete(oldest);
+    }
+    return true;
+  }
+
+  function recordDeadLetter(letter: DeadLetter): void {
+    const list = deadLetterStore.get(letter.consumer) ?? [];
+    list.push(letter);
+    if (list.length > maxDeadLetters) list.splice(0, list.length - maxDeadLetters);
+    deadLetterStore.set(letter.consumer, list);
+    logger?.error(
+      { consumer: letter.consumer, eventId: letter.event.id, type: letter.event.type, deliveries: letter.deliveries, err: letter.error },
+      'event dead-lettered',
+    );
+  }
+
+  /** The next active handler of a durable (round robin), or undefined when nobody is subscribed. */
+  function pickHandler(durable: Durable): ActiveHandler | undefined {
+    durable.handlers = durable.handlers.filter((h) => !h.stopped);
+    if (durable.handlers.length === 0) return undefined;
+    const handler = durable.handlers[durable.next % durable.handlers.length];
+    durable.next++;
+    return handler;
+  }
+
+  /** Parses the head event for delivery; an invalid one is dead-lettered at once (retrying cannot fix it). */
+  function parseForDelivery(durable: Durable, item: QueuedEvent): AivaEvent | null {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(item.payload);
+      return validateEvent(raw);
+    } catch (error) {
+      recordDeadLetter({
+        consumer: durable.consumer,
+        event: (raw ?? { id: item.id, type: durable.type }) as AivaEvent,
+        error: errorMessage(error),
+        deliveries: item.deliveries + 1,
+        failedAt: new Date().toISOString(),
+      });
+      return null;
+    }
+  }
+
+  /** One delivery attempt of the head event. Returns true when the event is done with (acked or dead). */
+  async function deliverHead(durable: Durable, item: QueuedEvent, active: ActiveHandler): Promise<boolean> {
+    const event = parseForDelivery(durable, item);
+    if (!event) return true;
+    item.deliveries++;
+    // new Promise(...) also turns a synchronous throw from the handler into a failed delivery.
+    const attempt = new Promise<void>((resolve) => resolve(active.handler(event)));
+    active.inFlight = attempt.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      await attempt;
+      return true;
+    } catch (error) {
+      const { maxDeliver, backoffMs } = active.options;
+      if (item.deliveries >= maxDeliver) {
+        recordDeadLetter({
+          consumer: durable.consumer,
+          event,
+          error: errorMessage(error),
+          deliveries: item.deliveries,
+          failedAt: new Date().toISOString(),
+        });
+        return true;
+      }
+      logger?.warn(
+        { consumer: durable.consumer, eventId: event.id, type: event.type, delivery: item.deliveries, err: errorMessage(error) },
+        'event handler failed; will retry',
+      );
+      await sleep(backoffFor(backoffMs, item.deliveries), closing.signal);
+      return false;
+    } finally {
+      active.inFlight = null;
+    }
+  }
+
+  /** Delivers queued events one at a time, in order, while someone is subscribed. */
+  async function runWorker(durable: Durable): Promise<void> {
+    for (;;) {
+      const item = durable.queue[0];
+      const active = item ? pickHandler(durable) : undefined;
+      if (!item || !active || closed) return;
+      const done = await deliverHead(durable, item, active);
+      if (done) durable.queue.shift();
+    }
+  }
+
+  /** Starts the delivery loop of a durable unless it is already running. Never blocks the caller. */
+  function kick(durable: Durable): void {
+    if (durable.worker) return;
+    durable.worker = (async () => {
+      // Let the publisher's call stack unwind first: handlers never run inside publish().
+      await Promise.resolve();
+      try {
+        await runWorker(durable);
+      } finally {
+        durable.worker = null;
+      }
+      // Something may have been queued between the loop's last check and this point.
+      if (durable.queue.length > 0 && durable.handlers.some((h) => !h.stopped) && !closed) kick(durable);
+    })();
+  }
+
+  async function publish(event: AivaEvent): Promise<void> {
+    assertOpen();
+    const valid = validateEvent(event);
+    if (!rememberId(valid.id)) return; // duplicate: accepted, delivered once
+    const payload = JSON.stringify(valid);
+    for (const durable of durables.values()) {
+      if (durable.type !== valid.type) continue;
+      durable.queue.push({ id: valid.id, payload, deliveries: 0 });
+      kick(durable);
+    }
+  }
+
+  async function subscribe<T extends EventType>(
+    consumer: string,
+    type: T,
+    handler: EventHandler<T>,
+    subscribeOptions?: SubscribeOptions,
+  ): Promise<Subscription> {
+    assertOpen();
+    if (!consumer) throw new Error('A consumer name is required');
+    if (!isEventType(type)) throw new Error(`Unknown event type ${String(type)}: not in the event catalog`);
+    const key = durableKey(consumer, type);
+    let durable = durables.get(key);
+    if (!durable) {
+      durable = { consumer, type, queue: [], handlers: [], next: 0, worker: null };
+      durables.set(key, durable);
+    }
+    const active: ActiveHandler = {
+      handler: handler as unknown as EventHandler<EventType>,
+      options: resolveSubscribeOptions(subscribeOptions),
+      stopped: false,
+      inFlight: null,
+    };
+    durable.handlers.push(active);
+    kick(durable);
+    return {
+      async stop() {
+        active.stopped = true;
+        // Like unsubscribing from JetStream: a delivery in progress finishes, the position is kept.
+        await active.inFlight;
+      },
+    };
+  }
+
+  async function drain(): Promise<void> {
+    for (;;) {
+      const running = [...durables.values()].map((d) => d.worker).filter((w): w is Promise<void> => w !== null);
+      if (running.length === 0) return;
+      await Promise.allSettled(running);
+    }
+  }
+
+  return {
+    kind: 'memory',
+    publish,
+    subscribe,
+    drain,
+    async deadLetters(consumer) {
+      return [...(deadLetterStore.get(consumer) ?? [])];
+    },
+    async ping() {
+      assertOpen();
+    },
+    async close() {
+      if (closed) return;
+      for (const durable of durables.values()) for (const h of durable.handlers) h.stopped = true;
+      closing.abort();
+      await drain();
+      closed = true;
+    },
+  };
+}

@@ -1,0 +1,187 @@
+import { ApolloServer, type ApolloServerOptions, type ApolloServerPlugin, type BaseContext } from '@apollo/server';
+import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { createFormatError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
+import { type ReadinessCheck, runReadinessChecks } from './readiness.js';
+import { registerSecurity } from './security.js';
+
+/** What every resolver gets, whatever the service adds. */
+export interface RequestContext extends BaseContext {
+  requestId: string;
+  log: Logger;
+  /** The raw `Authorization` header, when present (forwarded by the gateway). */
+  authorization?: string;
+}
+
+export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
+
+export interface GraphQLHttpServerOptions<TContext extends RequestContext> {
+  name: string;
+  logger: Logger;
+  /** The Apollo Server options: a `schema` (subgraph) or a `gateway`. Error formatting and metrics are added. */
+  apollo: Omit<ApolloServerOptions<TContext>, 'formatError' | 'logger'>;
+  /** Builds the per-request context from the base context (loaders, the caller, ...). */
+  context?: (base: RequestContext, request: FastifyRequest) => Promise<TContext> | TContext;
+  /** Dependencies `/ready` asks. */
+  readiness?: ReadinessCheck[];
+  /** Run after HTTP has stopped and in-flight requests finished, in order (close adapters here). */
+  onClose?: Array<() => Promise<void>>;
+  bodyLimitBytes?: number;
+  corsOrigins?: readonly string[];
+  /** Adds routes or plugins before the server starts. */
+  configure?: (app: FastifyInstance) => Promise<void> | void;
+}
+
+export interface GraphQLHttpServer {
+  readonly name: string;
+  readonly app: FastifyInstance;
+  readonly metrics: ServiceMetrics;
+  /** Starts listening; resolves with the base URL (`http://host:port`). */
+  listen(options: { port: number; host: string }): Promise<string>;
+  /** Stops accepting, finishes in-flight requests, then runs `onClose`. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** A GraphQL error body for failures that happen before GraphQL runs (bad JSON, body too large, ...). */
+export function httpErrorBody(message: string, code: ErrorCode, extra: Record<string, unknown> = {}) {
+  return { errors: [{ message, extensions: { ...extra, code } }] };
+}
+
+function sendHttpError(reply: FastifyReply, status: number, message: string, code: ErrorCode) {
+  return reply.status(status).type('application/json').send(httpErrorBody(message, code));
+}
+
+/**
+ * fastify + Apollo Server with what every AIVA HTTP service has: `/graphql` (GET and POST), `/health`,
+ * `/ready`, `/metrics`, security headers, CORS, a body limit, the shared error formatter and graceful close.
+ */
+export async function createGraphQLHttpServer<TContext extends RequestContext>(
+  options: GraphQLHttpServerOptions<TContext>,
+): Promise<GraphQLHttpServer> {
+  const { name, logger } = options;
+  const bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit,
+    requestIdHeader: 'x-request-id',
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  const metrics = createServiceMetrics(name);
+  await registerSecurity(app, { corsOrigins: options.corsOrigins ?? [] });
+  installErrorHandlers(app, logger, bodyLimit);
+
+  const formatError = createFormatError({
+    onInternalError: (error) => logger.error({ err: error }, 'unexpected error in GraphQL execution'),
+  });
+  const plugins: ApolloServerPlugin<TContext>[] = [
+    fastifyApolloDrainPlugin(app) as ApolloServerPlugin<TContext>,
+    metrics.apolloPlugin<TContext>(),
+    ...(options.apollo.plugins ?? []),
+  ];
+  const apollo = new ApolloServer<TContext>({
+    ...(options.apollo as ApolloServerOptions<TContext>),
+    plugins,
+    formatError,
+    logger: apolloLogger(logger),
+  });
+  await apollo.start();
+
+  const buildContext = async (request: FastifyRequest): Promise<TContext> => {
+    const authorization = request.headers.authorization;
+    const base: RequestContext = {
+      requestId: String(request.id),
+      log: request.log as Logger,
+      ...(authorization ? { authorization } : {}),
+    };
+    return options.context ? options.context(base, request) : (base as TContext);
+  };
+  app.route({
+    url: '/graphql',
+    method: ['GET', 'POST', 'OPTIONS'],
+    handler: fastifyApolloHandler<TContext>(apollo, { context: buildContext }),
+  });
+  registerOpsRoutes(app, { name, metrics, readiness: options.readiness ?? [], logger });
+  await options.configure?.(app);
+
+  let closing: Promise<void> | undefined;
+  return {
+    name,
+    app,
+    metrics,
+    async listen({ port, host }) {
+      await app.listen({ port, host });
+      const address = app.server.address();
+      const actualPort = typeof address === 'object' && address ? address.port : port;
+      const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+      logger.info({ url }, `${name} listening`);
+      return url;
+    },
+    close() {
+      closing ??= (async () => {
+        await app.close();
+        for (const close of options.onClose ?? []) {
+          try {
+            await close();
+          } catch (error) {
+            logger.error({ err: error }, 'error while closing an adapter');
+          }
+        }
+        logger.info(`${name} stopped`);
+      })();
+      return closing;
+    },
+  };
+}
+
+function registerOpsRoutes(
+  app: FastifyInstance,
+  deps: { name: string; metrics: ServiceMetrics; readiness: ReadinessCheck[]; logger: Logger },
+) {
+  app.get('/health', async () => ({ status: 'ok', service: deps.name }));
+  app.get('/ready', async (_request, reply) => {
+    const report = await runReadinessChecks(deps.readiness, {
+      onFailure: (check, error) => deps.logger.warn({ check, err: error }, 'readiness check failed'),
+    });
+    return reply
+      .status(report.ready ? 200 : 503)
+      .send({ status: report.ready ? 'ready' : 'not_ready', service: deps.name, checks: report.checks });
+  });
+  app.get('/metrics', async (_request, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.render()));
+}
+
+/** Failures before GraphQL runs still answer with a GraphQL error body and the right HTTP status. */
+function installErrorHandlers(app: FastifyInstance, logger: Logger, bodyLimit: number) {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = error.statusCode ?? 500;
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
+      return sendHttpError(reply, 413, `Request body is larger than the limit of ${bodyLimit} bytes`, 'BAD_USER_INPUT');
+    }
+    if (status === 429) {
+      return sendHttpError(reply, 429, error.message || 'Too many requests', 'RATE_LIMITED');
+    }
+    if (status >= 400 && status < 500) {
+      const message = error instanceof SyntaxError || /JSON/i.test(error.message) ? 'Malformed JSON body' : error.message;
+      return sendHttpError(reply, status, message, 'BAD_USER_INPUT');
+    }
+    request.log.error({ err: error }, 'unhandled error');
+    return sendHttpError(reply, 500, 'Internal server error', 'INTERNAL_SERVER_ERROR');
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendHttpError(reply, 404, `No route for ${request.method} ${request.url.split('?')[0]}`, 'NOT_FOUND'),
+  );
+  void logger;
+}
+
+/** Apollo's logger interface, backed by the service's pino logger. */
+function apolloLogger(logger: Logger) {
+  return {
+    debug: (message: string) => logger.debug(message),
+    info: (message: string) => logger.info(message),
+    warn: (message: string) => logger.warn(message),
+    error: (message: string) => logger.error(message),
+  };
+}

@@ -1,0 +1,30 @@
+import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import type { DocumentNode } from 'graphql';
+import {
+  createGraphQLHttpServer,
+  type GraphQLHttpServer,
+  type GraphQLHttpServerOptions,
+  type RequestContext,
+} from './graphql-http-server.js';
+
+export interface SubgraphServerOptions<TContext extends RequestContext>
+  extends Omit<GraphQLHttpServerOptions<TContext>, 'apollo'> {
+  typeDefs: DocumentNode;
+  // biome-ignore lint/suspicious/noExplicitAny: resolver maps are typed by each subgraph
+  resolvers: GraphQLResolverMap<any>;
+  /** Introspection on `/graphql` (default: on outside production). */
+  introspection?: boolean;
+}
+
+/** A federation subgraph: `buildSubgraphSchema` served by the shared HTTP server. */
+export function createSubgraphServer<TContext extends RequestContext>(
+  options: SubgraphServerOptions<TContext>,
+): Promise<GraphQLHttpServer> {
+  const { typeDefs, resolvers, introspection, ...rest } = options;
+  const schema = buildSubgraphSchema([{ typeDefs, resolvers }]);
+  return createGraphQLHttpServer<TContext>({
+    ...rest,
+    apollo: { schema, introspection: introspection ?? process.env.NODE_ENV !== 'production' },
+  });
+}

@@ -1,0 +1,56 @@
+import { parseInput, type RequestContext } from '@aiva/shared';
+import DataLoader from 'dataloader';
+import { z } from 'zod';
+import { decodeCursor, encodeCursor } from './user.cursor.js';
+import { createUserInput, pageSize, updateUserInput, userId } from './user.input.js';
+import type { UserService } from './user.service.js';
+import type { UserRecord } from './store/user.store.js';
+
+export interface UsersContext extends RequestContext {
+  /** Batches `_entities` lookups: one store query per request, whatever the number of representations. */
+  userLoader: DataLoader<string, UserRecord | null>;
+}
+
+export function createUserLoader(service: UserService): DataLoader<string, UserRecord | null> {
+  return new DataLoader((ids) => service.findByIds(ids), { maxBatchSize: 1000 });
+}
+
+const idArg = z.object({ id: userId });
+const listArgs = z.object({ first: pageSize.default(20), after: z.string().nullish() });
+
+/** Thin: parse input → call the service → map the result. */
+export function createResolvers(service: UserService) {
+  return {
+    Query: {
+      user: async (_: unknown, args: unknown, ctx: UsersContext) => {
+        const { id } = parseInput(idArg, args);
+        return ctx.userLoader.load(id);
+      },
+      users: async (_: unknown, args: unknown) => {
+        const { first, after } = parseInput(listArgs, args);
+        const afterId = after ? decodeCursor(after) : undefined;
+        const [page, totalCount] = await Promise.all([service.list(first, afterId), service.count()]);
+        const edges = page.users.map((node) => ({ cursor: encodeCursor(node.id), node }));
+        return {
+          edges,
+          totalCount,
+          pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null },
+        };
+      },
+    },
+    Mutation: {
+      createUser: (_: unknown, args: { input: unknown }) => service.create(parseInput(createUserInput, args.input)),
+      updateUser: (_: unknown, args: { id: unknown; input: unknown }) => {
+        const { id } = parseInput(idArg, { id: args.id });
+        return service.update(id, parseInput(updateUserInput, args.input));
+      },
+      deleteUser: (_: unknown, args: unknown) => service.delete(parseInput(idArg, args).id),
+    },
+    User: {
+      __resolveReference: (reference: { id: string }, ctx: UsersContext) => ctx.userLoader.load(reference.id),
+      displayName: (user: UserRecord) => user.displayName ?? `${user.firstName} ${user.lastName}`,
+      createdAt: (user: UserRecord) => user.createdAt.toISOString(),
+      updatedAt: (user: UserRecord) => user.updatedAt.toISOString(),
+    },
+  };
+}

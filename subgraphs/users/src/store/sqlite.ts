@@ -1,0 +1,284 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { type AivaEvent, conflict } from '@aiva/shared';
+import Database from 'better-sqlite3';
+import type { UserPage, UserPatch, UserRecord, UserStore } from './user.store.js';
+
+export interface SqliteUserStoreOptions {
+  /** Path of the database file (its directory is created when missing), or `':memory:'`. */
+  file: string;
+}
+
+/** Published outbox rows are kept this long (for inspection), then deleted. */
+const PUBLISHED_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+/** The cleanup of old published outbox rows runs at most this often, piggybacking on `markPublished`. */
+const CLEANUP_INTERVAL_MS = 60 * 1000;
+const BUSY_TIMEOUT_MS = 5000;
+
+/**
+ * Schema migrations, applied in order; `PRAGMA user_version` records how many ran. Append new steps, never edit
+ * old ones. Timestamps are ISO-8601 UTC strings (`Date#toISOString`), which compare correctly as text.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE users (
+    id           TEXT PRIMARY KEY NOT NULL,
+    email        TEXT NOT NULL,
+    username     TEXT NOT NULL,
+    first_name   TEXT NOT NULL,
+    last_name    TEXT NOT NULL,
+    display_name TEXT NULL,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+  ) STRICT;
+  CREATE UNIQUE INDEX users_email_nocase ON users (email COLLATE NOCASE);
+  CREATE UNIQUE INDEX users_username_nocase ON users (username COLLATE NOCASE);
+
+  CREATE TABLE outbox (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL UNIQUE,
+    type         TEXT NOT NULL,
+    payload      TEXT NOT NULL CHECK (json_valid(payload)),
+    created_at   TEXT NOT NULL,
+    published_at TEXT NULL
+  );
+  CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL;
+  CREATE INDEX outbox_published_at ON outbox (published_at) WHERE published_at IS NOT NULL;
+  `,
+];
+
+interface UserRow {
+  id: string;
+  email: string;
+  username: string;
+  first_name: string;
+  last_name: string;
+  display_name: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+function toRow(user: UserRecord): UserRow {
+  return {
+    id: user.id,
+    email: user.email,
+    username: user.username,
+    first_name: user.firstName,
+    last_name: user.lastName,
+    display_name: user.displayName,
+    created_at: user.createdAt.toISOString(),
+    updated_at: user.updatedAt.toISOString(),
+  };
+}
+
+function fromRow(row: UserRow): UserRecord {
+  return {
+    id: row.id,
+    email: row.email,
+    username: row.username,
+    firstName: row.first_name,
+    lastName: row.last_name,
+    displayName: row.display_name,
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+  };
+}
+
+function applyPatch(user: UserRecord, patch: UserPatch, updatedAt: Date): UserRecord {
+  const next: UserRecord = { ...user, updatedAt: new Date(updatedAt.getTime()) };
+  if (patch.email !== undefined) next.email = patch.email;
+  if (patch.username !== undefined) next.username = patch.username;
+  if (patch.firstName !== undefined) next.firstName = patch.firstName;
+  if (patch.lastName !== undefined) next.lastName = patch.lastName;
+  if (patch.displayName !== undefined) next.displayName = patch.displayName;
+  return next;
+}
+
+/** Turns SQLite unique violations on `users` into CONFLICT errors; anything else is rethrown unchanged. */
+function mapUniqueViolation(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const code = (error as { code?: unknown }).code;
+  if (code !== 'SQLITE_CONSTRAINT_UNIQUE' && code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') return error;
+  // The message names the columns of the violated index: "UNIQUE constraint failed: users.email".
+  if (/\busers\.email\b/.test(error.message)) {
+    return conflict('A user with this email already exists', { field: 'email' });
+  }
+  if (/\busers\.username\b/.test(error.message)) {
+    return conflict('A user with this username already exists', { field: 'username' });
+  }
+  if (/\busers\.id\b/.test(error.message)) return conflict('A user with this id already exists', { field: 'id' });
+  return error;
+}
+
+function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`users database schema version ${current} is newer than this code (${MIGRATIONS.length})`);
+  }
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    const sql = MIGRATIONS[version] as string;
+    db.transaction(() => {
+      db.exec(sql);
+      db.pragma(`user_version = ${version + 1}`);
+    }).immediate();
+  }
+}
+
+/** Opens (creating and migrating when needed) the SQLite user store. Synchronous under the hood. */
+export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore {
+  const { file } = options;
+  const inMemory = file === ':memory:' || file === '';
+  if (!inMemory) mkdirSync(dirname(file), { recursive: true });
+
+  const db = new Database(file);
+  try {
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.pragma('journal_mode = WAL'); // stays 'memory' for in-memory databases
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    migrate(db);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+
+  const stmt = {
+    insertUser: db.prepare<UserRow>(
+      `INSERT INTO users (id, email, username, first_name, last_name, display_name, created_at, updated_at)
+       VALUES (@id, @email, @username, @first_name, @last_name, @display_name, @created_at, @updated_at)`,
+    ),
+    updateUser: db.prepare<UserRow>(
+      `UPDATE users SET email = @email, username = @username, first_name = @first_name, last_name = @last_name,
+         display_name = @display_name, updated_at = @updated_at
+       WHERE id = @id`,
+    ),
+    deleteUser: db.prepare<[string]>('DELETE FROM users WHERE id = ?'),
+    findById: db.prepare<[string], UserRow>('SELECT * FROM users WHERE id = ?'),
+    findByIds: db.prepare<[string], UserRow>('SELECT * FROM users WHERE id IN (SELECT value FROM json_each(?))'),
+    listFirst: db.prepare<[number], UserRow>('SELECT * FROM users ORDER BY id ASC LIMIT ?'),
+    listAfter: db.prepare<[string, number], UserRow>('SELECT * FROM users WHERE id > ? ORDER BY id ASC LIMIT ?'),
+    count: db.prepare<[], number>('SELECT count(*) FROM users').pluck(),
+    insertEvent: db.prepare<{ id: string; type: string; payload: string; created_at: string }>(
+      'INSERT INTO outbox (id, type, payload, created_at) VALUES (@id, @type, @payload, @created_at)',
+    ),
+    pending: db.prepare<[number], string>(
+      'SELECT payload FROM outbox WHERE published_at IS NULL ORDER BY id DESC LIMIT ?',
+    ).pluck(),
+    markPublished: db.prepare<[string, string]>(
+      `UPDATE outbox SET published_at = ?
+       WHERE published_at IS NULL AND id IN (SELECT value FROM json_each(?))`,
+    ),
+    deletePublishedBefore: db.prepare<[string]>(
+      'DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < ?',
+    ),
+    ping: db.prepare<[], number>('SELECT 1').pluck(),
+  };
+
+  const writeEvent = (event: AivaEvent): void => {
+    stmt.insertEvent.run({
+      id: event.id,
+      type: event.type,
+      payload: JSON.stringify(event),
+      created_at: new Date().toISOString(),
+    });
+  };
+
+  // Writes use BEGIN IMMEDIATE: they read before writing, and taking the write lock up front avoids
+  // SQLITE_BUSY on lock upgrade when another process writes to the same file.
+  const insertTx = db.transaction((user: UserRecord, event: AivaEvent): void => {
+    stmt.insertUser.run(toRow(user));
+    writeEvent(event);
+  });
+
+  const updateTx = db.transaction(
+    (id: string, patch: UserPatch, updatedAt: Date, makeEvent: (u: UserRecord) => AivaEvent): UserRecord | null => {
+      const row = stmt.findById.get(id);
+      if (!row) return null;
+      const updated = applyPatch(fromRow(row), patch, updatedAt);
+      stmt.updateUser.run(toRow(updated));
+      writeEvent(makeEvent(updated));
+      return updated;
+    },
+  );
+
+  const removeTx = db.transaction((id: string, makeEvent: (u: UserRecord) => AivaEvent): boolean => {
+    const row = stmt.findById.get(id);
+    if (!row) return false;
+    stmt.deleteUser.run(id);
+    writeEvent(makeEvent(fromRow(row)));
+    return true;
+  });
+
+  const markPublishedTx = db.transaction((ids: readonly string[], now: Date, cleanup: boolean): void => {
+    stmt.markPublished.run(now.toISOString(), JSON.stringify(ids));
+    if (cleanup) stmt.deletePublishedBefore.run(new Date(now.getTime() - PUBLISHED_RETENTION_MS).toISOString());
+  });
+  let lastCleanup = 0;
+
+  return {
+    kind: 'sqlite',
+
+    async insert(user, event) {
+      try {
+        insertTx.immediate(user, event);
+      } catch (error) {
+        throw mapUniqueViolation(error);
+      }
+      return { ...user };
+    },
+
+    async findById(id) {
+      const row = stmt.findById.get(id);
+      return row ? fromRow(row) : null;
+    },
+
+    async findByIds(ids) {
+      if (ids.length === 0) return [];
+      return stmt.findByIds.all(JSON.stringify([...new Set(ids)])).map(fromRow);
+    },
+
+    async list({ first, afterId }): Promise<UserPage> {
+      const limit = Math.max(0, Math.floor(first));
+      const rows = afterId === undefined ? stmt.listFirst.all(limit + 1) : stmt.listAfter.all(afterId, limit + 1);
+      return { users: rows.slice(0, limit).map(fromRow), hasNextPage: rows.length > limit };
+    },
+
+    async count() {
+      return stmt.count.get() ?? 0;
+    },
+
+    async update(id, patch, updatedAt, makeEvent) {
+      try {
+        return updateTx.immediate(id, patch, updatedAt, makeEvent);
+      } catch (error) {
+        throw mapUniqueViolation(error);
+      }
+    },
+
+    async remove(id, makeEvent) {
+      return removeTx.immediate(id, makeEvent);
+    },
+
+    async pendingEvents(limit) {
+      const n = Math.max(0, Math.floor(limit));
+      if (n === 0) return [];
+      return stmt.pending.all(n).map((payload) => JSON.parse(payload) as AivaEvent);
+    },
+
+    async markPublished(ids) {
+      if (ids.length === 0) return;
+      const now = new Date();
+      const cleanup = now.getTime() - lastCleanup >= CLEANUP_INTERVAL_MS;
+      markPublishedTx.immediate(ids, now, cleanup);
+      if (cleanup) lastCleanup = now.getTime();
+    },
+
+    async ping() {
+      stmt.ping.get();
+    },
+
+    async close() {
+      if (db.open) db.close();
+    },
+  };
+}

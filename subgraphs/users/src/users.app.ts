@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  createEventBus,
+  createLogger,
+  createSubgraphServer,
+  type EventBus,
+  type GraphQLHttpServer,
+  type Logger,
+  OutboxRelay,
+} from '@aiva/shared';
+import { parse } from 'graphql';
+import type { UsersConfig } from './config.js';
+import { createResolvers, createUserLoader, type UsersContext } from './resolvers.js';
+import { connectMongoUserStore } from './store/mongo.js';
+import { openSqliteUserStore } from './store/sqlite.js';
+import type { UserStore } from './store/user.store.js';
+import { EVENT_SOURCE, UserService } from './user.service.js';
+
+/** The subgraph's SDL, read from the file supergraph.yaml composes (one source of truth). */
+export const usersTypeDefs = parse(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8'));
+
+export interface UsersApp {
+  server: GraphQLHttpServer;
+  store: UserStore;
+  relay: OutboxRelay;
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface UsersAppOptions {
+  config: UsersConfig;
+  logger?: Logger;
+  /** An existing bus (tests, the all-in-one process); otherwise one is made from NATS_URL. */
+  bus?: EventBus;
+  /** An existing store (tests); otherwise MongoDB when MONGODB_URL is set, else SQLite under DATA_DIR. */
+  store?: UserStore;
+}
+
+export async function openUserStore(config: UsersConfig): Promise<UserStore> {
+  if (config.MONGODB_URL) return connectMongoUserStore({ url: config.MONGODB_URL });
+  return openSqliteUserStore({ file: config.USERS_DB_FILE ?? join(config.DATA_DIR, 'users.sqlite') });
+}
+
+/** config → adapters → subgraph server. Nothing listens until `listen()`. */
+export async function createUsersApp(options: UsersAppOptions): Promise<UsersApp> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger('users', { level: config.LOG_LEVEL });
+  const store = options.store ?? (await openUserStore(config));
+  const ownsBus = !options.bus;
+  const bus =
+    options.bus ?? (await createEventBus({ source: EVENT_SOURCE, logger, ...(config.NATS_URL ? { natsUrl: config.NATS_URL } : {}) }));
+  const relay = new OutboxRelay({ store, bus, logger });
+  const service = new UserService(store, () => relay.notify());
+
+  const server = await createSubgraphServer<UsersContext>({
+    name: 'users',
+    logger,
+    typeDefs: usersTypeDefs,
+    resolvers: createResolvers(service),
+    context: (base) => ({ ...base, userLoader: createUserLoader(service) }),
+    readiness: [
+      { name: 'store', check: () => store.ping() },
+      { name: 'events', check: () => bus.ping() },
+    ],
+    onClose: [() => relay.stop(), ...(ownsBus ? [() => bus.close()] : []), () => store.close()],
+  });
+  relay.start();
+  return {
+    server,
+    store,
+    relay,
+    listen: () => server.listen({ port: config.USERS_PORT, host: config.HOST }),
+    close: () => server.close(),
+  };
+}

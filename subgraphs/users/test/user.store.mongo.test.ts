@@ -1,0 +1,86 @@
+import { randomBytes } from 'node:crypto';
+import mongoose from 'mongoose';
+import { AivaError } from '@aiva/shared';
+import { afterAll, describe, expect, it } from 'vitest';
+import { connectMongoUserStore, isTransactionsUnsupported, mapDuplicateKey } from '../src/store/mongo.js';
+import { userStoreContract } from './user.store.contract.js';
+
+// The one infrastructure gate of the users tests: there is no MongoDB server unless MONGODB_URL points at one.
+const url = process.env.MONGODB_URL;
+if (!url) console.warn('MONGODB_URL is not set: skipping the MongoDB user store contract');
+
+/** Every store gets its own database; all are dropped when the file is done. */
+const runId = `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+const dbNames: string[] = [];
+
+describe.skipIf(!url)('MongoDB user store', () => {
+  afterAll(async () => {
+    if (!url || dbNames.length === 0) return;
+    const admin = await mongoose.createConnection(url).asPromise();
+    try {
+      for (const name of dbNames) await admin.useDb(name, { useCache: false }).dropDatabase();
+    } finally {
+      await admin.close();
+    }
+  });
+
+  userStoreContract('mongo', async () => {
+    const dbName = `aiva_users_test_${runId}_${dbNames.length + 1}`;
+    dbNames.push(dbName);
+    return connectMongoUserStore({ url: url as string, dbName });
+  });
+});
+
+// Server-free checks of the adapter's error handling, against the driver's real error class.
+describe('MongoDB user store error mapping', () => {
+  const { MongoServerError } = mongoose.mongo;
+  const dup = (collection: string, index: string, key: Record<string, unknown>) =>
+    new MongoServerError({
+      message: `E11000 duplicate key error collection: aiva.${collection} index: ${index} dup key: ${JSON.stringify(key)}`,
+      code: 11000,
+      keyPattern: Object.fromEntries(Object.keys(key).map((k) => [k, 1])),
+      keyValue: key,
+    });
+
+  it('maps unique violations on users to CONFLICT with the field', () => {
+    const email = mapDuplicateKey(dup('users', 'users_email_lower_unique', { emailLower: 'a@b.c' }));
+    expect(email).toBeInstanceOf(AivaError);
+    expect(email).toMatchObject({ extensions: { code: 'CONFLICT', field: 'email' } });
+    const username = mapDuplicateKey(dup('users', 'users_username_lower_unique', { usernameLower: 'ada' }));
+    expect(username).toMatchObject({ extensions: { code: 'CONFLICT', field: 'username' } });
+    expect(mapDuplicateKey(dup('users', '_id_', { _id: 'x' }))).toMatchObject({ extensions: { field: 'id' } });
+  });
+
+  it('falls back to the index name when the error has no keyPattern', () => {
+    const error = new MongoServerError({
+      message: 'E11000 duplicate key error collection: aiva.users index: users_email_lower_unique dup key: { }',
+      code: 11000,
+    });
+    expect(mapDuplicateKey(error)).toMatchObject({ extensions: { field: 'email' } });
+  });
+
+  it('leaves other errors alone, including a duplicate outbox event id', () => {
+    const outbox = dup('outbox', '_id_', { _id: 'event' });
+    expect(mapDuplicateKey(outbox)).toBe(outbox);
+    const other = new MongoServerError({ message: 'boom', code: 2 });
+    expect(mapDuplicateKey(other)).toBe(other);
+    expect(mapDuplicateKey('text')).toBe('text');
+  });
+
+  it('recognises the standalone server refusing transactions', () => {
+    const standalone = new MongoServerError({
+      message: 'Transaction numbers are only allowed on a replica set member or mongos',
+      code: 20,
+      codeName: 'IllegalOperation',
+    });
+    expect(isTransactionsUnsupported(standalone)).toBe(true);
+    expect(isTransactionsUnsupported(new MongoServerError({ message: 'E11000 duplicate key', code: 11000 }))).toBe(false);
+    expect(isTransactionsUnsupported(new Error('network'))).toBe(false);
+  });
+
+  it('rejects when no server answers', async () => {
+    await expect(
+      connectMongoUserStore({ url: 'mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200&connectTimeoutMS=200' }),
+    ).rejects.toThrow();
+  });
+});
