@@ -162,7 +162,7 @@ export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore 
       'INSERT INTO outbox (id, type, payload, created_at) VALUES (@id, @type, @payload, @created_at)',
     ),
     pending: db.prepare<[number], string>(
-      'SELECT payload FROM outbox WHERE published_at IS NULL ORDER BY id DESC LIMIT ?',
+      'SELECT payload FROM outbox WHERE published_at IS NULL ORDER BY seq ASC LIMIT ?',
     ).pluck(),
     markPublished: db.prepare<[string, string]>(
       `UPDATE outbox SET published_at = ?
