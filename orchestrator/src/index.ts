@@ -1,7 +1,7 @@
 // Schema pipeline: supergraph.yaml → composed supergraph.graphql, and the CI schema gate.
 export {
-  type Approval,
   APPROVALS_FILE,
+  type Approval,
   type ChangeCriticality,
   findSchemaChanges,
   loadApprovals,
@@ -9,9 +9,9 @@ export {
 } from './schema/breaking.js';
 export {
   runSchemaCheck,
-  SUPERGRAPH_ARTIFACT,
   type SchemaCheckOptions,
   type SchemaCheckResult,
+  SUPERGRAPH_ARTIFACT,
 } from './schema/check.js';
 export {
   apiSchemaOf,

@@ -1,7 +1,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '@aiva/shared';
-import { composeSupergraph } from '../schema/compose.js';
+import { composeFromConfig } from '../schema/compose.js';
 import { loadSupergraphConfig } from '../schema/supergraph-config.js';
 
 const SUPERGRAPH_YAML = join(dirname(fileURLToPath(import.meta.url)), '../../../supergraph.yaml');
@@ -10,10 +10,9 @@ const SUPERGRAPH_YAML = join(dirname(fileURLToPath(import.meta.url)), '../../../
  * Composes supergraph.yaml's subgraphs as they are on disk, so an SDL edit is served on the next reload.
  * A composition failure is logged and the committed supergraph (the last good one) is served instead.
  */
-export async function composeForDev(logger: Logger): Promise<string | undefined> {
+export function composeForDev(logger: Logger): string | undefined {
   try {
-    const config = await loadSupergraphConfig(SUPERGRAPH_YAML);
-    const result = composeSupergraph(config.subgraphs.map((s) => ({ name: s.name, url: s.routingUrl, sdl: s.sdl })));
+    const result = composeFromConfig(loadSupergraphConfig(SUPERGRAPH_YAML));
     if (result.ok) return result.supergraphSdl;
     logger.error({ errors: result.errors }, 'supergraph does not compose: serving the committed supergraph.graphql');
   } catch (error) {

@@ -9,7 +9,7 @@ import { launchStack } from './launcher.js';
 const dev = process.argv.includes('--dev');
 const logger = createLogger('aiva', { level: process.env.LOG_LEVEL ?? 'info' });
 try {
-  const supergraphSdl = dev ? await composeForDev(logger) : undefined;
+  const supergraphSdl = dev ? composeForDev(logger) : undefined;
   const stack = await launchStack({ logger, ...(supergraphSdl ? { supergraphSdl } : {}) });
   onShutdownSignal(() => stack.stop(), logger);
   process.stdout.write(`\nAIVA is up. GraphQL: ${stack.gatewayUrl}\n\n`);

@@ -27,7 +27,10 @@ export const APPROVALS_FILE = '.ci/schema-approvals.yaml';
  * Diffs the client-facing API schemas of two supergraphs (so join/link internals never count as changes).
  * Changes come back sorted by criticality (BREAKING first), then id.
  */
-export async function findSchemaChanges(oldSupergraphSdl: string, newSupergraphSdl: string): Promise<SchemaChange[]> {
+export async function findSchemaChanges(
+  oldSupergraphSdl: string,
+  newSupergraphSdl: string,
+): Promise<SchemaChange[]> {
   const changes = await diff(apiSchemaOf(oldSupergraphSdl), apiSchemaOf(newSupergraphSdl));
   return changes.map(toSchemaChange).sort(compareChanges);
 }
@@ -38,7 +41,10 @@ export function changeId(change: Pick<Change, 'type' | 'path'>): string {
 }
 
 /** Breaking changes whose id is not in the approvals list. */
-export function unapprovedBreaking(changes: readonly SchemaChange[], approvals: readonly Approval[]): SchemaChange[] {
+export function unapprovedBreaking(
+  changes: readonly SchemaChange[],
+  approvals: readonly Approval[],
+): SchemaChange[] {
   const approved = new Set(approvals.map((a) => a.change));
   return changes.filter((c) => c.criticality === 'BREAKING' && !approved.has(c.id));
 }
@@ -75,13 +81,17 @@ export function loadApprovals(file: string): Approval[] {
   try {
     document = parseYaml(readFileSync(file, 'utf8'));
   } catch (error) {
-    throw new ApprovalsFileError(file, [`not valid YAML: ${error instanceof Error ? error.message : String(error)}`]);
+    throw new ApprovalsFileError(file, [
+      `not valid YAML: ${error instanceof Error ? error.message : String(error)}`,
+    ]);
   }
   const result = approvalsFileSchema.safeParse(document ?? {});
   if (result.success) return result.data.approved;
   throw new ApprovalsFileError(
     file,
-    result.error.issues.map((issue) => `${issue.path.map(String).join('.') || '(top level)'}: ${issue.message}`),
+    result.error.issues.map(
+      (issue) => `${issue.path.map(String).join('.') || '(top level)'}: ${issue.message}`,
+    ),
   );
 }
 

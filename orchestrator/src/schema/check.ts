@@ -143,7 +143,9 @@ function checkArtifact(root: string, supergraphSdl: string, report: Report): voi
   }
   const committed = readFileSync(file, 'utf8').replace(/\r\n/g, '\n');
   if (committed !== supergraphSdl) {
-    report.fail(`${SUPERGRAPH_ARTIFACT} is stale (it differs from composing ${SUPERGRAPH_CONFIG}): run pnpm schema:compose and commit it`);
+    report.fail(
+      `${SUPERGRAPH_ARTIFACT} is stale (it differs from composing ${SUPERGRAPH_CONFIG}): run pnpm schema:compose and commit it`,
+    );
     return;
   }
   report.pass(`${SUPERGRAPH_ARTIFACT} is up to date`);
@@ -211,7 +213,9 @@ function reportChanges(
   for (const level of ['BREAKING', 'DANGEROUS', 'NON_BREAKING'] as const) {
     const group = changes.filter((c) => c.criticality === level);
     if (group.length === 0) continue;
-    report.info(`  ${level} (${group.length}):\n${group.map((c) => formatChange(c, approvedReasons)).join('\n')}`);
+    report.info(
+      `  ${level} (${group.length}):\n${group.map((c) => formatChange(c, approvedReasons)).join('\n')}`,
+    );
   }
 
   const unapproved = unapprovedBreaking(changes, approvals);
@@ -228,7 +232,8 @@ function reportChanges(
 function formatChange(change: SchemaChange, approvedReasons: ReadonlyMap<string, string>): string {
   const approval = approvedReasons.get(change.id);
   const marker = change.criticality !== 'BREAKING' ? '·' : approval === undefined ? '✘' : '✔';
-  const approvedNote = change.criticality === 'BREAKING' && approval !== undefined ? ` [approved: ${approval}]` : '';
+  const approvedNote =
+    change.criticality === 'BREAKING' && approval !== undefined ? ` [approved: ${approval}]` : '';
   return `    ${marker} ${change.id}: ${change.message}${approvedNote}`;
 }
 
@@ -267,14 +272,21 @@ const DEFAULT_BASE_BRANCHES = ['main', 'origin/main'];
 function findBase(root: string, explicitBase: string | undefined): Base {
   const inRepo = git(root, ['rev-parse', '--is-inside-work-tree']);
   if (!inRepo.ok) {
-    return { kind: 'skip', reason: inRepo.notInstalled ? 'git is not installed' : `${root} is not in a git repository` };
+    return {
+      kind: 'skip',
+      reason: inRepo.notInstalled ? 'git is not installed' : `${root} is not in a git repository`,
+    };
   }
   if (explicitBase !== undefined) return explicitBaseCommit(root, explicitBase);
-  if (resolveCommit(root, 'HEAD') === undefined) return { kind: 'skip', reason: 'the repository has no commits yet' };
+  if (resolveCommit(root, 'HEAD') === undefined)
+    return { kind: 'skip', reason: 'the repository has no commits yet' };
 
   const branches = DEFAULT_BASE_BRANCHES.filter((branch) => resolveCommit(root, branch) !== undefined);
   if (branches.length === 0) {
-    return { kind: 'skip', reason: 'no `main` or `origin/main` branch to compare against (pass --base <ref>)' };
+    return {
+      kind: 'skip',
+      reason: 'no `main` or `origin/main` branch to compare against (pass --base <ref>)',
+    };
   }
   for (const branch of branches) {
     const mergeBase = git(root, ['merge-base', 'HEAD', branch]);
@@ -283,7 +295,10 @@ function findBase(root: string, explicitBase: string | undefined): Base {
       return { kind: 'base', sha, label: `merge-base of HEAD and ${branch} (${sha.slice(0, 10)})` };
     }
   }
-  return { kind: 'skip', reason: `HEAD has no common ancestor with ${branches.join(' or ')} (shallow clone?)` };
+  return {
+    kind: 'skip',
+    reason: `HEAD has no common ancestor with ${branches.join(' or ')} (shallow clone?)`,
+  };
 }
 
 function explicitBaseCommit(root: string, ref: string): Base {
@@ -318,13 +333,17 @@ function crossCheckWithRover(
     report.info('- rover not on PATH: skipped cross-check');
     return;
   }
-  const result = spawnSync(rover, ['supergraph', 'compose', '--config', relative(root, configFile) || configFile], {
-    cwd: root,
-    encoding: 'utf8',
-    env: { ...process.env, APOLLO_ELV2_LICENSE: 'accept' },
-    maxBuffer: 64 * 1024 * 1024,
-    timeout: 5 * 60 * 1000,
-  });
+  const result = spawnSync(
+    rover,
+    ['supergraph', 'compose', '--config', relative(root, configFile) || configFile],
+    {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, APOLLO_ELV2_LICENSE: 'accept' },
+      maxBuffer: 64 * 1024 * 1024,
+      timeout: 5 * 60 * 1000,
+    },
+  );
   if (result.error || result.status !== 0) {
     const detail = result.error ? result.error.message : result.stderr.trim();
     report.fail(`rover supergraph compose failed (${rover}): ${detail}`);

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SUPERGRAPH_ARTIFACT, SUPERGRAPH_CONFIG, runSchemaCheck } from './check.js';
+import { runSchemaCheck, SUPERGRAPH_ARTIFACT, SUPERGRAPH_CONFIG } from './check.js';
 import { composeFromConfig } from './compose.js';
 import { loadSupergraphConfig } from './supergraph-config.js';
 

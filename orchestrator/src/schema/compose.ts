@@ -53,7 +53,9 @@ export function composeFromConfig(config: SupergraphConfig): CompositionOutcome 
  * Throws if the SDL is not a valid supergraph.
  */
 export function apiSchemaOf(supergraphSdl: string): GraphQLSchema {
-  const supergraph = Supergraph.build(supergraphSdl, { supportedFeatures: ROUTER_SUPPORTED_SUPERGRAPH_FEATURES });
+  const supergraph = Supergraph.build(supergraphSdl, {
+    supportedFeatures: ROUTER_SUPPORTED_SUPERGRAPH_FEATURES,
+  });
   return supergraph.apiSchema().toGraphQLJSSchema();
 }
 
