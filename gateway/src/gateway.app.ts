@@ -56,7 +56,11 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
 
   const gateway = new ApolloGateway({
     supergraphSdl,
-    buildService: ({ name, url }) => new SubgraphDataSource({ url: urlOf.get(name) ?? url, fetcher }),
+    buildService: ({ name, url }) => {
+      const target = urlOf.get(name) ?? url;
+      if (!target) throw new Error(`The supergraph has no URL for subgraph ${name}`);
+      return new SubgraphDataSource({ name, url: target, fetcher });
+    },
   });
   const server = await createGraphQLHttpServer<RequestContext>({
     name: 'gateway',

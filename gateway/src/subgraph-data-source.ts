@@ -1,8 +1,8 @@
 import type { RequestContext } from '@aiva/shared';
 import { RemoteGraphQLDataSource } from '@apollo/gateway';
+import { GraphQLError } from 'graphql';
 
 type Fetcher = NonNullable<RemoteGraphQLDataSource['fetcher']>;
-
 
 /**
  * Node's fetch (undici) keeps connections to each subgraph alive and reuses them across requests; each call is
@@ -15,10 +15,37 @@ export function keepAliveFetcher(timeoutMs: number): Fetcher {
 
 /** Passes the caller's `authorization` (subgraphs verify it again) and the request id on to subgraphs. */
 export class SubgraphDataSource extends RemoteGraphQLDataSource<RequestContext> {
-  override willSendRequest({ request, context }: Parameters<NonNullable<RemoteGraphQLDataSource<RequestContext>['willSendRequest']>>[0]) {
+  /** The subgraph's name in the supergraph. */
+  readonly name: string;
+
+  constructor(config: { name: string; url: string; fetcher: Fetcher }) {
+    super({ url: config.url, fetcher: config.fetcher });
+    this.name = config.name;
+  }
+
+  override willSendRequest({
+    request,
+    context,
+  }: Parameters<NonNullable<RemoteGraphQLDataSource<RequestContext>['willSendRequest']>>[0]) {
     const headers = request.http?.headers;
     if (!headers || !context) return;
     if (context.authorization) headers.set('authorization', context.authorization);
     if (context.requestId) headers.set('x-request-id', context.requestId);
+  }
+
+  /**
+   * A subgraph that cannot be reached (refused, reset, timed out) becomes an error naming the subgraph, without
+   * addresses or low-level causes; errors carried by a subgraph's HTTP response keep the default handling.
+   */
+  override didEncounterError(
+    ...args: Parameters<RemoteGraphQLDataSource<RequestContext>['didEncounterError']>
+  ): void {
+    const [, , fetchResponse] = args;
+    if (!fetchResponse) {
+      throw new GraphQLError(`The ${this.name} service is unavailable`, {
+        extensions: { code: 'INTERNAL_SERVER_ERROR', serviceName: this.name },
+      });
+    }
+    super.didEncounterError(...args);
   }
 }

@@ -14,7 +14,9 @@ export function readSupergraph(path: string = DEFAULT_SUPERGRAPH_PATH): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
-    throw new Error(`Cannot read the supergraph at ${path} (run \`pnpm schema:compose\`): ${(error as Error).message}`);
+    throw new Error(
+      `Cannot read the supergraph at ${path} (run \`pnpm schema:compose\`): ${(error as Error).message}`,
+    );
   }
 }
 
@@ -27,7 +29,8 @@ export function subgraphsOf(supergraphSdl: string): SubgraphEndpoint[] {
     for (const value of definition.values ?? []) {
       const directive = value.directives?.find((d) => d.name.value === 'join__graph');
       const arg = (name: string) =>
-        (directive?.arguments?.find((a) => a.name.value === name)?.value as StringValueNode | undefined)?.value;
+        (directive?.arguments?.find((a) => a.name.value === name)?.value as StringValueNode | undefined)
+          ?.value;
       const name = arg('name');
       const url = arg('url');
       if (name && url) endpoints.push({ name, url });

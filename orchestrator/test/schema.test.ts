@@ -4,8 +4,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { changeId } from '../src/schema/breaking.js';
-import { firstDifferenceIgnoringWhitespace } from '../src/schema/check.js';
 import {
   apiSchemaOf,
   composeFromConfig,
@@ -15,6 +13,8 @@ import {
   runSchemaCheck,
   SupergraphConfigError,
 } from '../src/index.js';
+import { changeId } from '../src/schema/breaking.js';
+import { firstDifferenceIgnoringWhitespace } from '../src/schema/check.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -169,17 +169,31 @@ describe('composeSupergraph', () => {
 
   it('reports conflicting field types as errors naming the field and subgraphs', () => {
     const outcome = composeSupergraph([
-      { name: 'a', url: 'http://a', sdl: `${LINK}type Query { a: Thing } type Thing @key(fields: "id") { id: ID! name: String }` },
-      { name: 'b', url: 'http://b', sdl: `${LINK}type Query { b: Thing } type Thing @key(fields: "id") { id: ID! name: Int }` },
+      {
+        name: 'a',
+        url: 'http://a',
+        sdl: `${LINK}type Query { a: Thing } type Thing @key(fields: "id") { id: ID! name: String }`,
+      },
+      {
+        name: 'b',
+        url: 'http://b',
+        sdl: `${LINK}type Query { b: Thing } type Thing @key(fields: "id") { id: ID! name: Int }`,
+      },
     ]);
     expect(outcome.ok).toBe(false);
     if (outcome.ok) return;
-    expect(outcome.errors.some((e) => e.includes('Thing.name') && e.includes('"a"') && e.includes('"b"'))).toBe(true);
+    expect(
+      outcome.errors.some((e) => e.includes('Thing.name') && e.includes('"a"') && e.includes('"b"')),
+    ).toBe(true);
   });
 
   it('reports a bad @key as an error naming the subgraph', () => {
     const outcome = composeSupergraph([
-      { name: 'things', url: 'http://t', sdl: `${LINK}type Query { t: Thing } type Thing @key(fields: "nope") { id: ID! }` },
+      {
+        name: 'things',
+        url: 'http://t',
+        sdl: `${LINK}type Query { t: Thing } type Thing @key(fields: "nope") { id: ID! }`,
+      },
     ]);
     expect(outcome.ok).toBe(false);
     if (outcome.ok) return;
@@ -214,7 +228,9 @@ describe('composeSupergraph', () => {
 
   it('matches the committed supergraph.graphql', () => {
     const outcome = composeFromConfig(loadSupergraphConfig(join(REPO_ROOT, 'supergraph.yaml')));
-    expect(outcome.ok && outcome.supergraphSdl).toBe(readFileSync(join(REPO_ROOT, 'supergraph.graphql'), 'utf8'));
+    expect(outcome.ok && outcome.supergraphSdl).toBe(
+      readFileSync(join(REPO_ROOT, 'supergraph.graphql'), 'utf8'),
+    );
   });
 });
 
@@ -232,7 +248,9 @@ describe('findSchemaChanges', () => {
 
   it('classifies an added field as NON_BREAKING', async () => {
     const changes = await findSchemaChanges(composeSdl(PRODUCTS_SDL), composeSdl(PRODUCTS_WITH_SKU));
-    expect(changes).toEqual([expect.objectContaining({ id: 'FIELD_ADDED:Product.sku', criticality: 'NON_BREAKING' })]);
+    expect(changes).toEqual([
+      expect.objectContaining({ id: 'FIELD_ADDED:Product.sku', criticality: 'NON_BREAKING' }),
+    ]);
   });
 
   it('ignores supergraph-only differences such as routing URLs', async () => {
@@ -257,13 +275,17 @@ describe('runSchemaCheck', () => {
 
     const missing = await runSchemaCheck({ root: dir, rover: null });
     expect(missing.ok).toBe(false);
-    expect(missing.failures).toEqual([expect.stringMatching(/supergraph\.graphql is missing: run pnpm schema:compose/)]);
+    expect(missing.failures).toEqual([
+      expect.stringMatching(/supergraph\.graphql is missing: run pnpm schema:compose/),
+    ]);
 
     composeArtifact(dir);
     setSubgraphSdl(dir, PRODUCTS_WITH_SKU);
     const stale = await runSchemaCheck({ root: dir, rover: null });
     expect(stale.ok).toBe(false);
-    expect(stale.failures).toEqual([expect.stringMatching(/supergraph\.graphql is stale.*run pnpm schema:compose/)]);
+    expect(stale.failures).toEqual([
+      expect.stringMatching(/supergraph\.graphql is stale.*run pnpm schema:compose/),
+    ]);
 
     composeArtifact(dir);
     const fresh = await runSchemaCheck({ root: dir, rover: null });
@@ -276,7 +298,9 @@ describe('runSchemaCheck', () => {
     writeProject(dir, PRODUCTS_SDL.replace('@key(fields: "id")', '@key(fields: "sku")'));
     const result = await runSchemaCheck({ root: dir, rover: null });
     expect(result.ok).toBe(false);
-    expect(result.failures[0]).toMatch(/composition failed with 1 error\(s\):[\s\S]*KEY_INVALID_FIELDS: \[products\]/);
+    expect(result.failures[0]).toMatch(
+      /composition failed with 1 error\(s\):[\s\S]*KEY_INVALID_FIELDS: \[products\]/,
+    );
   });
 
   it('rejects an unapproved breaking change against a base ref, and accepts it once approved', async () => {
@@ -293,9 +317,7 @@ describe('runSchemaCheck', () => {
     const rejected = await runSchemaCheck({ root: dir, base: 'main', rover: null });
     expect(rejected.ok).toBe(false);
     expect(rejected.changes?.map((c) => c.id)).toEqual(['FIELD_REMOVED:Product.price']);
-    expect(rejected.failures).toEqual([
-      expect.stringContaining('1 unapproved breaking change(s)'),
-    ]);
+    expect(rejected.failures).toEqual([expect.stringContaining('1 unapproved breaking change(s)')]);
     expect(rejected.failures[0]).toContain('- change: "FIELD_REMOVED:Product.price"');
     expect(rejected.messages.join('\n')).toMatch(/BREAKING \(1\):\n\s+✘ FIELD_REMOVED:Product\.price/);
 
@@ -328,7 +350,9 @@ describe('runSchemaCheck', () => {
     composeArtifact(dir);
     const additive = await runSchemaCheck({ root: dir, base: 'HEAD', rover: null });
     expect(additive.ok).toBe(true);
-    expect(additive.changes?.map((c) => [c.id, c.criticality])).toEqual([['FIELD_ADDED:Product.sku', 'NON_BREAKING']]);
+    expect(additive.changes?.map((c) => [c.id, c.criticality])).toEqual([
+      ['FIELD_ADDED:Product.sku', 'NON_BREAKING'],
+    ]);
   });
 
   it('fails for a --base ref that does not exist', async () => {
@@ -349,7 +373,10 @@ describe('runSchemaCheck', () => {
     composeArtifact(dir);
     commitAll(dir, 'init');
     mkdirSync(join(dir, '.ci'));
-    writeFileSync(join(dir, '.ci/schema-approvals.yaml'), 'approved:\n  - change: "FIELD_REMOVED:Product.price"\n');
+    writeFileSync(
+      join(dir, '.ci/schema-approvals.yaml'),
+      'approved:\n  - change: "FIELD_REMOVED:Product.price"\n',
+    );
     const result = await runSchemaCheck({ root: dir, base: 'HEAD', rover: null });
     expect(result.ok).toBe(false);
     expect(result.failures[0]).toMatch(/schema-approvals\.yaml[\s\S]*approved\.0\.reason/);
@@ -363,7 +390,10 @@ describe('runSchemaCheck', () => {
     const fakeRover = join(dir, 'rover');
     const reformatted = ours.replace(/\n\s*/g, '\n    ');
     writeFileSync(join(dir, 'rover-output.graphql'), reformatted);
-    writeFileSync(fakeRover, `#!/bin/sh\ntest "$APOLLO_ELV2_LICENSE" = accept || exit 3\ncat "${dir}/rover-output.graphql"\n`);
+    writeFileSync(
+      fakeRover,
+      `#!/bin/sh\ntest "$APOLLO_ELV2_LICENSE" = accept || exit 3\ncat "${dir}/rover-output.graphql"\n`,
+    );
     chmodSync(fakeRover, 0o755);
     const same = await runSchemaCheck({ root: dir, rover: fakeRover });
     expect(same.ok).toBe(true);

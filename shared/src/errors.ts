@@ -38,8 +38,10 @@ export const unauthenticated = (message = 'Authentication required', details?: E
   new AivaError('UNAUTHENTICATED', message, details);
 export const forbidden = (message = 'Not allowed', details?: ErrorDetails) =>
   new AivaError('FORBIDDEN', message, details);
-export const notFound = (message: string, details?: ErrorDetails) => new AivaError('NOT_FOUND', message, details);
-export const conflict = (message: string, details?: ErrorDetails) => new AivaError('CONFLICT', message, details);
+export const notFound = (message: string, details?: ErrorDetails) =>
+  new AivaError('NOT_FOUND', message, details);
+export const conflict = (message: string, details?: ErrorDetails) =>
+  new AivaError('CONFLICT', message, details);
 export const rateLimited = (message: string, details?: ErrorDetails) =>
   new AivaError('RATE_LIMITED', message, details);
 
@@ -88,29 +90,25 @@ export function createFormatError(options: FormatErrorOptions = {}) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrap(error);
     const extensions = publicExtensions(formatted.extensions as Record<string, unknown> | undefined);
-    if (original instanceof AivaError) return { ...formatted, extensions: { ...extensions, code: original.code } };
+    if (original instanceof AivaError)
+      return { ...formatted, extensions: { ...extensions, code: original.code } };
     const rawCode = String(formatted.extensions?.code ?? '');
     const code = KNOWN.has(rawCode) ? (rawCode as ErrorCode) : APOLLO_CODE_MAP[rawCode];
-    if (code && code !== 'INTERNAL_SERVER_ERROR') return { ...formatted, extensions: { ...extensions, code } };
-    // A subgraph's INTERNAL_SERVER_ERROR relayed by the gateway was already made public by the subgraph.
-    if (code === 'INTERNAL_SERVER_ERROR' && typeof extensions.serviceName === 'string' && !isTransportError(original)) {
+    if (code && code !== 'INTERNAL_SERVER_ERROR')
+      return { ...formatted, extensions: { ...extensions, code } };
+    // A subgraph's error relayed by the gateway (`serviceName` set) was already made public by the subgraph,
+    // or by the gateway's data source when the subgraph could not be reached.
+    if (code === 'INTERNAL_SERVER_ERROR' && typeof extensions.serviceName === 'string') {
       return { ...formatted, extensions: { ...extensions, code } };
     }
     options.onInternalError?.(original ?? error);
-    const serviceName = typeof extensions.serviceName === 'string' ? extensions.serviceName : undefined;
     return {
-      message: serviceName ? `The ${serviceName} service is unavailable` : 'Internal server error',
+      message: 'Internal server error',
       ...(formatted.locations ? { locations: formatted.locations } : {}),
       ...(formatted.path ? { path: formatted.path } : {}),
-      extensions: { code: 'INTERNAL_SERVER_ERROR', ...(serviceName ? { serviceName } : {}) },
+      extensions: { code: 'INTERNAL_SERVER_ERROR' },
     };
   };
-}
-
-/** A network failure between gateway and subgraph (connection refused, reset, timeout). */
-function isTransportError(error: unknown): boolean {
-  const text = error instanceof Error ? `${error.name} ${error.message}` : '';
-  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EAI_AGAIN|ENOTFOUND|socket hang up|fetch failed|FetchError|AbortError/i.test(text);
 }
 
 function unwrap(error: unknown): unknown {

@@ -14,7 +14,10 @@ export function composeForDev(logger: Logger): string | undefined {
   try {
     const result = composeFromConfig(loadSupergraphConfig(SUPERGRAPH_YAML));
     if (result.ok) return result.supergraphSdl;
-    logger.error({ errors: result.errors }, 'supergraph does not compose: serving the committed supergraph.graphql');
+    logger.error(
+      { errors: result.errors },
+      'supergraph does not compose: serving the committed supergraph.graphql',
+    );
   } catch (error) {
     logger.error({ err: error }, 'cannot compose the supergraph: serving the committed supergraph.graphql');
   }

@@ -22,7 +22,8 @@ export interface RunningStack {
  */
 export async function launchStack(options: LaunchOptions = {}): Promise<RunningStack> {
   const env = options.env ?? process.env;
-  const logger = options.logger ?? createLogger('aiva', { level: env.LOG_LEVEL ?? 'info' });
+  const serviceLogger = (name: string) =>
+    options.logger?.child({ component: name }) ?? createLogger(name, { level: env.LOG_LEVEL ?? 'info' });
   const started: Array<{ name: string; close(): Promise<void> }> = [];
   const urls: Record<string, string> = {};
   const stop = async () => {
@@ -30,13 +31,17 @@ export async function launchStack(options: LaunchOptions = {}): Promise<RunningS
   };
   try {
     for (const subgraph of options.subgraphs ?? SUBGRAPHS) {
-      const app = await subgraph.create({ env, logger: logger.child({ service: subgraph.name }) });
+      const app = await subgraph.create({ env, logger: serviceLogger(subgraph.name) });
       urls[subgraph.name] = await app.listen();
       started.push({ name: subgraph.name, close: () => app.close() });
     }
+    const subgraphUrls = Object.fromEntries(
+      Object.entries(urls).map(([name, base]) => [name, `${base}/graphql`]),
+    );
     const gateway = await createGateway({
       env,
-      logger: logger.child({ service: 'gateway' }),
+      subgraphUrls,
+      logger: serviceLogger('gateway'),
       ...(options.supergraphSdl ? { supergraphSdl: options.supergraphSdl } : {}),
     });
     urls.gateway = await gateway.listen();

@@ -10,7 +10,7 @@ const dev = process.argv.includes('--dev');
 const logger = createLogger('aiva', { level: process.env.LOG_LEVEL ?? 'info' });
 try {
   const supergraphSdl = dev ? composeForDev(logger) : undefined;
-  const stack = await launchStack({ logger, ...(supergraphSdl ? { supergraphSdl } : {}) });
+  const stack = await launchStack(supergraphSdl ? { supergraphSdl } : {});
   onShutdownSignal(() => stack.stop(), logger);
   process.stdout.write(`\nAIVA is up. GraphQL: ${stack.gatewayUrl}\n\n`);
 } catch (error) {

@@ -1,4 +1,4 @@
-import { type GatewayApp, createGatewayApp, gatewayEnvSchema } from '@aiva/gateway';
+import { createGatewayApp, type GatewayApp, gatewayEnvSchema, subgraphUrlOverrides } from '@aiva/gateway';
 import { type EventBus, type Logger, loadConfig } from '@aiva/shared';
 import { createUsersApp, usersEnvSchema } from '@aiva/users';
 
@@ -23,10 +23,17 @@ export const SUBGRAPHS: LaunchableService[] = [
   },
 ];
 
-export function createGateway(deps: { env: NodeJS.ProcessEnv; logger: Logger; supergraphSdl?: string }): Promise<GatewayApp> {
+export function createGateway(deps: {
+  env: NodeJS.ProcessEnv;
+  logger: Logger;
+  /** Where the subgraphs started in this process listen (they win over the supergraph's routing URLs). */
+  subgraphUrls: Record<string, string>;
+  supergraphSdl?: string;
+}): Promise<GatewayApp> {
   return createGatewayApp({
     config: loadConfig(gatewayEnvSchema, deps.env),
     logger: deps.logger,
+    subgraphUrls: { ...subgraphUrlOverrides(deps.env), ...deps.subgraphUrls },
     ...(deps.supergraphSdl ? { supergraphSdl: deps.supergraphSdl } : {}),
   });
 }

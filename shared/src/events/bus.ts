@@ -1,5 +1,5 @@
-import type { AivaEvent } from './event.js';
 import type { EventType } from './catalog.js';
+import type { AivaEvent } from './event.js';
 
 /** What a handler may do with a delivery. Throwing is the same as asking for a retry. */
 export type EventHandler<T extends EventType> = (event: AivaEvent<T>) => Promise<void>;

@@ -37,7 +37,9 @@ function describeIssues(error: z.ZodError): string {
 export function validateEvent(value: unknown): AivaEvent {
   const envelope = envelopeSchema.safeParse(value);
   const typeName =
-    typeof (value as { type?: unknown } | null)?.type === 'string' ? (value as { type: string }).type : '(no type)';
+    typeof (value as { type?: unknown } | null)?.type === 'string'
+      ? (value as { type: string }).type
+      : '(no type)';
   if (!envelope.success) {
     throw new Error(`Invalid event envelope for ${typeName}: ${describeIssues(envelope.error)}`);
   }
@@ -52,7 +54,8 @@ export function validateEvent(value: unknown): AivaEvent {
 export function resolveSubscribeOptions(options: SubscribeOptions = {}): Required<SubscribeOptions> {
   const maxDeliver = options.maxDeliver ?? DEFAULT_SUBSCRIBE_OPTIONS.maxDeliver;
   const backoffMs = options.backoffMs?.length ? options.backoffMs : DEFAULT_SUBSCRIBE_OPTIONS.backoffMs;
-  if (!Number.isInteger(maxDeliver) || maxDeliver < 1) throw new RangeError('maxDeliver must be an integer >= 1');
+  if (!Number.isInteger(maxDeliver) || maxDeliver < 1)
+    throw new RangeError('maxDeliver must be an integer >= 1');
   if (backoffMs.some((ms) => !Number.isFinite(ms) || ms < 0)) throw new RangeError('backoffMs must be >= 0');
   return { maxDeliver, backoffMs };
 }
@@ -170,7 +173,13 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
     if (list.length > maxDeadLetters) list.splice(0, list.length - maxDeadLetters);
     deadLetterStore.set(letter.consumer, list);
     logger?.error(
-      { consumer: letter.consumer, eventId: letter.event.id, type: letter.event.type, deliveries: letter.deliveries, err: letter.error },
+      {
+        consumer: letter.consumer,
+        eventId: letter.event.id,
+        type: letter.event.type,
+        deliveries: letter.deliveries,
+        err: letter.error,
+      },
       'event dead-lettered',
     );
   }
@@ -229,7 +238,13 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
         return true;
       }
       logger?.warn(
-        { consumer: durable.consumer, eventId: event.id, type: event.type, delivery: item.deliveries, err: errorMessage(error) },
+        {
+          consumer: durable.consumer,
+          eventId: event.id,
+          type: event.type,
+          delivery: item.deliveries,
+          err: errorMessage(error),
+        },
         'event handler failed; will retry',
       );
       await sleep(backoffFor(backoffMs, item.deliveries), closing.signal);
@@ -312,7 +327,9 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
 
   async function drain(): Promise<void> {
     for (;;) {
-      const running = [...durables.values()].map((d) => d.worker).filter((w): w is Promise<void> => w !== null);
+      const running = [...durables.values()]
+        .map((d) => d.worker)
+        .filter((w): w is Promise<void> => w !== null);
       if (running.length === 0) return;
       await Promise.allSettled(running);
     }

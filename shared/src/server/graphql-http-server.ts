@@ -1,6 +1,18 @@
-import { ApolloServer, type ApolloServerOptions, type ApolloServerPlugin, type BaseContext } from '@apollo/server';
+import {
+  ApolloServer,
+  type ApolloServerOptions,
+  type ApolloServerPlugin,
+  type BaseContext,
+} from '@apollo/server';
 import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import { createFormatError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
@@ -64,7 +76,8 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
   const bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Per-request lines would dominate the log; metrics count requests, errors are logged where they happen.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
     requestIdHeader: 'x-request-id',
     return503OnClosing: true,
@@ -150,7 +163,9 @@ function registerOpsRoutes(
       .status(report.ready ? 200 : 503)
       .send({ status: report.ready ? 'ready' : 'not_ready', service: deps.name, checks: report.checks });
   });
-  app.get('/metrics', async (_request, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.render()));
+  app.get('/metrics', async (_request, reply) =>
+    reply.type(deps.metrics.contentType).send(await deps.metrics.render()),
+  );
 }
 
 /** Failures before GraphQL runs still answer with a GraphQL error body and the right HTTP status. */
@@ -158,13 +173,19 @@ function installErrorHandlers(app: FastifyInstance, logger: Logger, bodyLimit: n
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode ?? 500;
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
-      return sendHttpError(reply, 413, `Request body is larger than the limit of ${bodyLimit} bytes`, 'BAD_USER_INPUT');
+      return sendHttpError(
+        reply,
+        413,
+        `Request body is larger than the limit of ${bodyLimit} bytes`,
+        'BAD_USER_INPUT',
+      );
     }
     if (status === 429) {
       return sendHttpError(reply, 429, error.message || 'Too many requests', 'RATE_LIMITED');
     }
     if (status >= 400 && status < 500) {
-      const message = error instanceof SyntaxError || /JSON/i.test(error.message) ? 'Malformed JSON body' : error.message;
+      const message =
+        error instanceof SyntaxError || /JSON/i.test(error.message) ? 'Malformed JSON body' : error.message;
       return sendHttpError(reply, status, message, 'BAD_USER_INPUT');
     }
     request.log.error({ err: error }, 'unhandled error');

@@ -31,7 +31,13 @@ export async function registerSecurity(app: FastifyInstance, options: SecurityOp
     origin: origins.includes('*') ? true : origins.length > 0 ? [...origins] : false,
     credentials: !origins.includes('*'),
     methods: ['GET', 'POST', 'OPTIONS'],
-    allowedHeaders: ['content-type', 'authorization', 'apollo-require-preflight', 'x-apollo-operation-name', 'x-request-id'],
+    allowedHeaders: [
+      'content-type',
+      'authorization',
+      'apollo-require-preflight',
+      'x-apollo-operation-name',
+      'x-request-id',
+    ],
     maxAge: 600,
   });
 }

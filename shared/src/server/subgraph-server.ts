@@ -1,5 +1,6 @@
-import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
+import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
+import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
 import type { DocumentNode } from 'graphql';
 import {
   createGraphQLHttpServer,
@@ -25,6 +26,11 @@ export function createSubgraphServer<TContext extends RequestContext>(
   const schema = buildSubgraphSchema([{ typeDefs, resolvers }]);
   return createGraphQLHttpServer<TContext>({
     ...rest,
-    apollo: { schema, introspection: introspection ?? process.env.NODE_ENV !== 'production' },
+    apollo: {
+      schema,
+      introspection: introspection ?? process.env.NODE_ENV !== 'production',
+      // Federated traces would expose resolver timings to any caller that asks for them.
+      plugins: [ApolloServerPluginInlineTraceDisabled()],
+    },
   });
 }

@@ -1,10 +1,10 @@
 import { parseInput, type RequestContext } from '@aiva/shared';
 import DataLoader from 'dataloader';
 import { z } from 'zod';
+import type { UserRecord } from './store/user.store.js';
 import { decodeCursor, encodeCursor } from './user.cursor.js';
 import { createUserInput, pageSize, updateUserInput, userId } from './user.input.js';
 import type { UserService } from './user.service.js';
-import type { UserRecord } from './store/user.store.js';
 
 export interface UsersContext extends RequestContext {
   /** Batches `_entities` lookups: one store query per request, whatever the number of representations. */
@@ -39,7 +39,8 @@ export function createResolvers(service: UserService) {
       },
     },
     Mutation: {
-      createUser: (_: unknown, args: { input: unknown }) => service.create(parseInput(createUserInput, args.input)),
+      createUser: (_: unknown, args: { input: unknown }) =>
+        service.create(parseInput(createUserInput, args.input)),
       updateUser: (_: unknown, args: { id: unknown; input: unknown }) => {
         const { id } = parseInput(idArg, { id: args.id });
         return service.update(id, parseInput(updateUserInput, args.input));

@@ -12,6 +12,7 @@ export function encodeCursor(id: string): string {
 export function decodeCursor(cursor: string): string {
   const text = /^[A-Za-z0-9_-]{1,200}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
   const id = text.startsWith(PREFIX) ? text.slice(PREFIX.length) : '';
-  if (!UUID.test(id)) throw badUserInput('Invalid after: not a cursor returned by this API', { field: 'after' });
+  if (!UUID.test(id))
+    throw badUserInput('Invalid after: not a cursor returned by this API', { field: 'after' });
   return id;
 }

@@ -1,7 +1,11 @@
 import { z } from 'zod';
 
 /** Input rules for profiles, applied at the resolver edge. */
-const email = z.string().trim().max(254, 'must be at most 254 characters').email('must be a valid email address');
+const email = z
+  .string()
+  .trim()
+  .max(254, 'must be at most 254 characters')
+  .email('must be a valid email address');
 const username = z
   .string()
   .trim()

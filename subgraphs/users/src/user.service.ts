@@ -1,6 +1,6 @@
 import { type AivaEvent, createEvent, notFound, uuidv7 } from '@aiva/shared';
-import type { CreateUserInput, UpdateUserInput } from './user.input.js';
 import type { UserPage, UserRecord, UserStore } from './store/user.store.js';
+import type { CreateUserInput, UpdateUserInput } from './user.input.js';
 
 export const EVENT_SOURCE = 'users';
 
@@ -43,7 +43,9 @@ export class UserService {
     const changedFields = Object.entries(patch)
       .filter(([, value]) => value !== undefined)
       .map(([key]) => key);
-    const updated = await this.store.update(id, patch, new Date(), (user) => updatedEvent(user, changedFields));
+    const updated = await this.store.update(id, patch, new Date(), (user) =>
+      updatedEvent(user, changedFields),
+    );
     if (!updated) throw notFound('No user with this id', { field: 'id' });
     this.onEventWritten();
     return updated;
@@ -51,7 +53,10 @@ export class UserService {
 
   async delete(id: string): Promise<true> {
     const removed = await this.store.remove(id, (user) =>
-      createEvent('aiva.users.user.deleted.v1', EVENT_SOURCE, { id: user.id, deletedAt: new Date().toISOString() }),
+      createEvent('aiva.users.user.deleted.v1', EVENT_SOURCE, {
+        id: user.id,
+        deletedAt: new Date().toISOString(),
+      }),
     );
     if (!removed) throw notFound('No user with this id', { field: 'id' });
     this.onEventWritten();

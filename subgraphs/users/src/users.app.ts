@@ -49,7 +49,12 @@ export async function createUsersApp(options: UsersAppOptions): Promise<UsersApp
   const store = options.store ?? (await openUserStore(config));
   const ownsBus = !options.bus;
   const bus =
-    options.bus ?? (await createEventBus({ source: EVENT_SOURCE, logger, ...(config.NATS_URL ? { natsUrl: config.NATS_URL } : {}) }));
+    options.bus ??
+    (await createEventBus({
+      source: EVENT_SOURCE,
+      logger,
+      ...(config.NATS_URL ? { natsUrl: config.NATS_URL } : {}),
+    }));
   const relay = new OutboxRelay({ store, bus, logger });
   const service = new UserService(store, () => relay.notify());
 

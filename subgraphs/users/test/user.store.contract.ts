@@ -1,4 +1,4 @@
-import { type AivaEvent, AivaError, createEvent, uuidv7 } from '@aiva/shared';
+import { AivaError, type AivaEvent, createEvent, uuidv7 } from '@aiva/shared';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { UserPatch, UserRecord, UserStore } from '../src/store/user.store.js';
 
@@ -35,7 +35,10 @@ function profile(user: UserRecord) {
 }
 
 export const createdEvent = (user: UserRecord) =>
-  createEvent('aiva.users.user.created.v1', SOURCE, { ...profile(user), createdAt: user.createdAt.toISOString() });
+  createEvent('aiva.users.user.created.v1', SOURCE, {
+    ...profile(user),
+    createdAt: user.createdAt.toISOString(),
+  });
 
 export const updatedEvent = (changedFields: string[]) => (user: UserRecord) =>
   createEvent('aiva.users.user.updated.v1', SOURCE, {
@@ -218,11 +221,21 @@ export function userStoreContract(name: string, open: () => Promise<UserStore>):
       const before = await store.pendingEvents(100);
 
       await expectConflict(
-        store.update(user.id, { email: 'TAKEN@example.com', firstName: 'Changed' }, new Date(), updatedEvent(['email'])),
+        store.update(
+          user.id,
+          { email: 'TAKEN@example.com', firstName: 'Changed' },
+          new Date(),
+          updatedEvent(['email']),
+        ),
         'email',
       );
       await expectConflict(
-        store.update(user.id, { username: 'taken', firstName: 'Changed' }, new Date(), updatedEvent(['username'])),
+        store.update(
+          user.id,
+          { username: 'taken', firstName: 'Changed' },
+          new Date(),
+          updatedEvent(['username']),
+        ),
         'username',
       );
 
@@ -281,7 +294,11 @@ export function userStoreContract(name: string, open: () => Promise<UserStore>):
         'aiva.users.user.deleted.v1',
       ]);
       expect(pending).toEqual([created, updated, deleted]);
-      expect(pending[1]?.data).toMatchObject({ id: user.id, firstName: 'Augusta', changedFields: ['firstName'] });
+      expect(pending[1]?.data).toMatchObject({
+        id: user.id,
+        firstName: 'Augusta',
+        changedFields: ['firstName'],
+      });
 
       // The limit takes the oldest ones.
       expect((await store.pendingEvents(2)).map((e) => e.id)).toEqual([created.id, updated?.id]);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import mongoose from 'mongoose';
 import { AivaError } from '@aiva/shared';
+import mongoose from 'mongoose';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectMongoUserStore, isTransactionsUnsupported, mapDuplicateKey } from '../src/store/mongo.js';
 import { userStoreContract } from './user.store.contract.js';
@@ -48,12 +48,15 @@ describe('MongoDB user store error mapping', () => {
     expect(email).toMatchObject({ extensions: { code: 'CONFLICT', field: 'email' } });
     const username = mapDuplicateKey(dup('users', 'users_username_lower_unique', { usernameLower: 'ada' }));
     expect(username).toMatchObject({ extensions: { code: 'CONFLICT', field: 'username' } });
-    expect(mapDuplicateKey(dup('users', '_id_', { _id: 'x' }))).toMatchObject({ extensions: { field: 'id' } });
+    expect(mapDuplicateKey(dup('users', '_id_', { _id: 'x' }))).toMatchObject({
+      extensions: { field: 'id' },
+    });
   });
 
   it('falls back to the index name when the error has no keyPattern', () => {
     const error = new MongoServerError({
-      message: 'E11000 duplicate key error collection: aiva.users index: users_email_lower_unique dup key: { }',
+      message:
+        'E11000 duplicate key error collection: aiva.users index: users_email_lower_unique dup key: { }',
       code: 11000,
     });
     expect(mapDuplicateKey(error)).toMatchObject({ extensions: { field: 'email' } });
@@ -74,13 +77,17 @@ describe('MongoDB user store error mapping', () => {
       codeName: 'IllegalOperation',
     });
     expect(isTransactionsUnsupported(standalone)).toBe(true);
-    expect(isTransactionsUnsupported(new MongoServerError({ message: 'E11000 duplicate key', code: 11000 }))).toBe(false);
+    expect(
+      isTransactionsUnsupported(new MongoServerError({ message: 'E11000 duplicate key', code: 11000 })),
+    ).toBe(false);
     expect(isTransactionsUnsupported(new Error('network'))).toBe(false);
   });
 
   it('rejects when no server answers', async () => {
     await expect(
-      connectMongoUserStore({ url: 'mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200&connectTimeoutMS=200' }),
+      connectMongoUserStore({
+        url: 'mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200&connectTimeoutMS=200',
+      }),
     ).rejects.toThrow();
   });
 });

@@ -34,7 +34,9 @@ describe('SQLite user store', () => {
       expect(await reopened.pendingEvents(10)).toEqual([event]);
       // Unique indexes survive too (the migration is not re-run on an existing schema).
       const dup = makeUser({ email: user.email.toUpperCase() });
-      await expect(reopened.insert(dup, createdEvent(dup))).rejects.toMatchObject({ extensions: { field: 'email' } });
+      await expect(reopened.insert(dup, createdEvent(dup))).rejects.toMatchObject({
+        extensions: { field: 'email' },
+      });
       const updatedAt = new Date(user.createdAt.getTime() + 1000);
       await reopened.update(user.id, { firstName: 'Later' }, updatedAt, updatedEvent(['firstName']));
     } finally {
@@ -63,7 +65,9 @@ describe('SQLite user store', () => {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal'); // persistent in the file
       expect(db.pragma('user_version', { simple: true })).toBe(1);
       const indexes = db
-        .prepare<[], { name: string; sql: string | null }>("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
+        .prepare<[], { name: string; sql: string | null }>(
+          "SELECT name, sql FROM sqlite_master WHERE type = 'index'",
+        )
         .all();
       const sqlOf = (name: string) => indexes.find((i) => i.name === name)?.sql ?? '';
       expect(sqlOf('users_email_nocase')).toMatch(/UNIQUE INDEX.*email COLLATE NOCASE/i);

@@ -75,7 +75,10 @@ const outboxSchema = new Schema<OutboxDoc>(
 // Serves `pendingEvents` (publishedAt: null, sorted by _id).
 outboxSchema.index({ publishedAt: 1, _id: 1 }, { name: 'outbox_pending' });
 // Deletes published events after the retention period; unpublished ones (publishedAt null) never expire.
-outboxSchema.index({ publishedAt: 1 }, { name: 'outbox_published_ttl', expireAfterSeconds: PUBLISHED_RETENTION_SECONDS });
+outboxSchema.index(
+  { publishedAt: 1 },
+  { name: 'outbox_published_ttl', expireAfterSeconds: PUBLISHED_RETENTION_SECONDS },
+);
 
 function toDoc(user: UserRecord): UserDoc {
   return {
@@ -118,7 +121,13 @@ function toOutboxDoc(event: AivaEvent): OutboxDoc {
 }
 
 function fromOutboxDoc(doc: OutboxDoc): AivaEvent {
-  return { id: doc._id, type: doc.type, occurredAt: doc.occurredAt, source: doc.source, data: doc.payload } as AivaEvent;
+  return {
+    id: doc._id,
+    type: doc.type,
+    occurredAt: doc.occurredAt,
+    source: doc.source,
+    data: doc.payload,
+  } as AivaEvent;
 }
 
 function patchToSet(patch: UserPatch, updatedAt: Date): Partial<UserDoc> {
@@ -155,7 +164,8 @@ export function mapDuplicateKey(error: unknown): unknown {
   if (e.code !== 11000) return error;
   const keys = Object.keys(e.keyPattern ?? e.keyValue ?? e.writeErrors?.[0]?.err?.keyPattern ?? {});
   const text = `${String(e.message ?? '')} ${String(e.writeErrors?.[0]?.errmsg ?? '')}`;
-  const has = (field: string, index: string) => keys.includes(field) || (keys.length === 0 && text.includes(index));
+  const has = (field: string, index: string) =>
+    keys.includes(field) || (keys.length === 0 && text.includes(index));
   // "E11000 duplicate key error collection: <db>.outbox index: _id_ dup key: ..." is a duplicate event id.
   if (/collection: [^.\s]+\.outbox index/.test(text)) return error;
   if (has('emailLower', 'users_email_lower_unique')) {
@@ -175,8 +185,10 @@ export function isTransactionsUnsupported(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const { code, message } = error as MongoErrorLike;
   const text = String(message ?? '');
-  return /Transaction numbers are only allowed on a replica set member or mongos/i.test(text) ||
-    (code === 20 && /transaction/i.test(text));
+  return (
+    /Transaction numbers are only allowed on a replica set member or mongos/i.test(text) ||
+    (code === 20 && /transaction/i.test(text))
+  );
 }
 
 /** Whether the deployment can run multi-document transactions: a replica set member or a mongos. */
@@ -267,7 +279,9 @@ export async function connectMongoUserStore(options: MongoUserStoreOptions): Pro
 
     async findByIds(ids) {
       if (ids.length === 0) return [];
-      const docs = await User.find({ _id: { $in: [...new Set(ids)] } }).lean<UserDoc[]>().exec();
+      const docs = await User.find({ _id: { $in: [...new Set(ids)] } })
+        .lean<UserDoc[]>()
+        .exec();
       return docs.map(fromDoc);
     },
 
@@ -314,14 +328,21 @@ export async function connectMongoUserStore(options: MongoUserStoreOptions): Pro
     async pendingEvents(limit) {
       const n = Math.max(0, Math.floor(limit));
       if (n === 0) return [];
-      const docs = await Outbox.find({ publishedAt: null }).sort({ _id: 1 }).limit(n).lean<OutboxDoc[]>().exec();
+      const docs = await Outbox.find({ publishedAt: null })
+        .sort({ _id: 1 })
+        .limit(n)
+        .lean<OutboxDoc[]>()
+        .exec();
       return docs.map(fromOutboxDoc);
     },
 
     async markPublished(ids) {
       if (ids.length === 0) return;
       // Old published events are removed by the TTL index on publishedAt, so no cleanup is needed here.
-      await Outbox.updateMany({ _id: { $in: [...ids] }, publishedAt: null }, { $set: { publishedAt: new Date() } }).exec();
+      await Outbox.updateMany(
+        { _id: { $in: [...ids] }, publishedAt: null },
+        { $set: { publishedAt: new Date() } },
+      ).exec();
     },
 
     async ping() {

@@ -106,14 +106,17 @@ function mapUniqueViolation(error: unknown): unknown {
   if (/\busers\.username\b/.test(error.message)) {
     return conflict('A user with this username already exists', { field: 'username' });
   }
-  if (/\busers\.id\b/.test(error.message)) return conflict('A user with this id already exists', { field: 'id' });
+  if (/\busers\.id\b/.test(error.message))
+    return conflict('A user with this id already exists', { field: 'id' });
   return error;
 }
 
 function migrate(db: Database.Database): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
-    throw new Error(`users database schema version ${current} is newer than this code (${MIGRATIONS.length})`);
+    throw new Error(
+      `users database schema version ${current} is newer than this code (${MIGRATIONS.length})`,
+    );
   }
   for (let version = current; version < MIGRATIONS.length; version++) {
     const sql = MIGRATIONS[version] as string;
@@ -154,16 +157,22 @@ export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore 
     ),
     deleteUser: db.prepare<[string]>('DELETE FROM users WHERE id = ?'),
     findById: db.prepare<[string], UserRow>('SELECT * FROM users WHERE id = ?'),
-    findByIds: db.prepare<[string], UserRow>('SELECT * FROM users WHERE id IN (SELECT value FROM json_each(?))'),
+    findByIds: db.prepare<[string], UserRow>(
+      'SELECT * FROM users WHERE id IN (SELECT value FROM json_each(?))',
+    ),
     listFirst: db.prepare<[number], UserRow>('SELECT * FROM users ORDER BY id ASC LIMIT ?'),
-    listAfter: db.prepare<[string, number], UserRow>('SELECT * FROM users WHERE id > ? ORDER BY id ASC LIMIT ?'),
+    listAfter: db.prepare<[string, number], UserRow>(
+      'SELECT * FROM users WHERE id > ? ORDER BY id ASC LIMIT ?',
+    ),
     count: db.prepare<[], number>('SELECT count(*) FROM users').pluck(),
     insertEvent: db.prepare<{ id: string; type: string; payload: string; created_at: string }>(
       'INSERT INTO outbox (id, type, payload, created_at) VALUES (@id, @type, @payload, @created_at)',
     ),
-    pending: db.prepare<[number], string>(
-      'SELECT payload FROM outbox WHERE published_at IS NULL ORDER BY seq ASC LIMIT ?',
-    ).pluck(),
+    pending: db
+      .prepare<[number], string>(
+        'SELECT payload FROM outbox WHERE published_at IS NULL ORDER BY seq ASC LIMIT ?',
+      )
+      .pluck(),
     markPublished: db.prepare<[string, string]>(
       `UPDATE outbox SET published_at = ?
        WHERE published_at IS NULL AND id IN (SELECT value FROM json_each(?))`,
@@ -191,7 +200,12 @@ export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore 
   });
 
   const updateTx = db.transaction(
-    (id: string, patch: UserPatch, updatedAt: Date, makeEvent: (u: UserRecord) => AivaEvent): UserRecord | null => {
+    (
+      id: string,
+      patch: UserPatch,
+      updatedAt: Date,
+      makeEvent: (u: UserRecord) => AivaEvent,
+    ): UserRecord | null => {
       const row = stmt.findById.get(id);
       if (!row) return null;
       const updated = applyPatch(fromRow(row), patch, updatedAt);
@@ -211,7 +225,8 @@ export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore 
 
   const markPublishedTx = db.transaction((ids: readonly string[], now: Date, cleanup: boolean): void => {
     stmt.markPublished.run(now.toISOString(), JSON.stringify(ids));
-    if (cleanup) stmt.deletePublishedBefore.run(new Date(now.getTime() - PUBLISHED_RETENTION_MS).toISOString());
+    if (cleanup)
+      stmt.deletePublishedBefore.run(new Date(now.getTime() - PUBLISHED_RETENTION_MS).toISOString());
   });
   let lastCleanup = 0;
 
@@ -239,7 +254,8 @@ export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore 
 
     async list({ first, afterId }): Promise<UserPage> {
       const limit = Math.max(0, Math.floor(first));
-      const rows = afterId === undefined ? stmt.listFirst.all(limit + 1) : stmt.listAfter.all(afterId, limit + 1);
+      const rows =
+        afterId === undefined ? stmt.listFirst.all(limit + 1) : stmt.listAfter.all(afterId, limit + 1);
       return { users: rows.slice(0, limit).map(fromRow), hasNextPage: rows.length > limit };
     },
 

@@ -12,7 +12,9 @@ export interface UserRecord {
   updatedAt: Date;
 }
 
-export type UserPatch = Partial<Pick<UserRecord, 'email' | 'username' | 'firstName' | 'lastName' | 'displayName'>>;
+export type UserPatch = Partial<
+  Pick<UserRecord, 'email' | 'username' | 'firstName' | 'lastName' | 'displayName'>
+>;
 
 export interface UserPage {
   users: UserRecord[];

@@ -1,0 +1,23 @@
+# One image for every AIVA service; the container's command picks the service (see docker-compose.yml).
+FROM node:20-bookworm-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
+  && rm -rf /var/lib/apt/lists/* && npm install -g pnpm@10.34.9
+WORKDIR /app
+COPY package.json pnpm-lock.yaml pnpm-workspace.yaml tsconfig.json ./
+COPY shared/package.json shared/
+COPY gateway/package.json gateway/
+COPY orchestrator/package.json orchestrator/
+COPY subgraphs/users/package.json subgraphs/users/
+RUN pnpm install --frozen-lockfile
+COPY . .
+RUN pnpm build
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production HOST=0.0.0.0 DATA_DIR=/data
+WORKDIR /app
+COPY --from=build /app /app
+RUN mkdir -p /data && chown node:node /data
+USER node
+VOLUME ["/data"]
+# Default: everything in one process (like `pnpm start`); compose runs each service on its own.
+CMD ["node", "orchestrator/dist/launch/main.js"]

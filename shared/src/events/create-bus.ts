@@ -1,0 +1,73 @@
+import type { Logger } from '../log.js';
+import type { EventBus, Subscription } from './bus.js';
+import { createMemoryBus, type MemoryBus } from './memory.js';
+import { createNatsBus } from './nats.js';
+
+export interface CreateEventBusOptions {
+  /** NATS server URL(s) (`NATS_URL`); without it the process-wide in-memory bus is used. */
+  natsUrl?: string;
+  /** The calling service, e.g. `users`. */
+  source: string;
+  logger?: Logger;
+}
+
+let shared: MemoryBus | null = null;
+
+/**
+ * The one in-memory bus of this process. In the all-in-one process every service gets a view of it, so an
+ * event published by one service reaches the subscribers of the others.
+ */
+export function sharedMemoryBus(options: { logger?: Logger } = {}): MemoryBus {
+  shared ??= createMemoryBus(options);
+  return shared;
+}
+
+/**
+ * A view of a shared bus whose `close()` only stops the subscriptions made through it: one service shutting
+ * down must not close the bus under the others.
+ */
+function scopedView(bus: EventBus): EventBus {
+  const mine = new Set<Subscription>();
+  let closed = false;
+  const assertOpen = () => {
+    if (closed) throw new Error('The event bus is closed');
+  };
+  return {
+    kind: bus.kind,
+    async publish(event) {
+      assertOpen();
+      await bus.publish(event);
+    },
+    async subscribe(consumer, type, handler, options) {
+      assertOpen();
+      const subscription = await bus.subscribe(consumer, type, handler, options);
+      mine.add(subscription);
+      return {
+        async stop() {
+          mine.delete(subscription);
+          await subscription.stop();
+        },
+      };
+    },
+    deadLetters: (consumer) => bus.deadLetters(consumer),
+    async ping() {
+      assertOpen();
+      await bus.ping();
+    },
+    async close() {
+      closed = true;
+      const subscriptions = [...mine];
+      mine.clear();
+      await Promise.allSettled(subscriptions.map((s) => s.stop()));
+    },
+  };
+}
+
+/** The event bus for a service: NATS JetStream when `natsUrl` is given, else the shared in-memory bus. */
+export async function createEventBus(options: CreateEventBusOptions): Promise<EventBus> {
+  if (options.natsUrl) {
+    return createNatsBus({ url: options.natsUrl, source: options.source, logger: options.logger });
+  }
+  options.logger?.warn('NATS_URL is not set: using the in-process event bus (events are not durable)');
+  return scopedView(sharedMemoryBus({ logger: options.logger }));
+}

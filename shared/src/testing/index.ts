@@ -1,0 +1,5 @@
+// Test kit for AIVA packages (`@aiva/shared/testing`): adapter contract suites and infrastructure gates.
+// Imports vitest, so it must never be imported from the runtime entry point (src/index.ts).
+export * from './bus.contract.js';
+export * from './cache.contract.js';
+export * from './infra.js';
