@@ -11,6 +11,8 @@ export const gatewayEnvSchema = commonEnvSchema.extend({
   BODY_LIMIT_BYTES: env.positiveInt(DEFAULT_BODY_LIMIT_BYTES),
   /** Per-request timeout towards a subgraph, in milliseconds. */
   SUBGRAPH_TIMEOUT_MS: env.positiveInt(10_000),
+  /** How long an automatic persisted query stays registered, in seconds. */
+  APQ_TTL_SECONDS: env.positiveInt(24 * 60 * 60),
 });
 export type GatewayConfig = z.infer<typeof gatewayEnvSchema>;
 

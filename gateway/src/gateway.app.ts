@@ -1,4 +1,6 @@
 import {
+  ApolloCacheAdapter,
+  createCache,
   createGraphQLHttpServer,
   createLogger,
   type GraphQLHttpServer,
@@ -53,6 +55,7 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
   const subgraphs = subgraphsOf(supergraphSdl).map((s) => ({ ...s, url: overrides[s.name] ?? s.url }));
   const urlOf = new Map(subgraphs.map((s) => [s.name, s.url]));
   const fetcher = keepAliveFetcher(config.SUBGRAPH_TIMEOUT_MS);
+  const cache = await createCache({ logger, ...(config.REDIS_URL ? { redisUrl: config.REDIS_URL } : {}) });
 
   const gateway = new ApolloGateway({
     supergraphSdl,
@@ -65,10 +68,20 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
   const server = await createGraphQLHttpServer<RequestContext>({
     name: 'gateway',
     logger,
-    apollo: { gateway, introspection: config.NODE_ENV !== 'production' },
+    apollo: {
+      gateway,
+      introspection: config.NODE_ENV !== 'production',
+      // Automatic persisted queries, kept in the cache port (Redis when REDIS_URL is set).
+      cache: new ApolloCacheAdapter(cache, 'gateway:apq:'),
+      persistedQueries: { ttl: config.APQ_TTL_SECONDS },
+    },
     corsOrigins: config.CORS_ORIGINS,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
-    readiness: subgraphs.map((s) => subgraphAnswers(s, 2000)),
+    readiness: [
+      ...subgraphs.map((s) => subgraphAnswers(s, 2000)),
+      { name: 'cache', check: () => cache.ping() },
+    ],
+    onClose: [() => cache.close()],
   });
   return {
     server,

@@ -53,7 +53,7 @@ describe('a subgraph that is down', () => {
     expect(await ready.json()).toEqual({
       status: 'not_ready',
       service: 'gateway',
-      checks: { users: 'down', posts: 'up' },
+      checks: { users: 'down', posts: 'up', cache: 'up' },
     });
   });
 

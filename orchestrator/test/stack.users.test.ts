@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   type GatewayUnderTest,
@@ -339,6 +340,34 @@ describe('gateway over HTTP', () => {
     expect(response.status).toBe(400);
   });
 
+  it('serves automatic persisted queries', async () => {
+    const query = '{ users(first: 1) { totalCount } }';
+    const extensions = {
+      persistedQuery: { version: 1, sha256Hash: createHash('sha256').update(query).digest('hex') },
+    };
+    const send = (body: Record<string, unknown>) =>
+      fetch(gateway.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      }).then(
+        (r) =>
+          r.json() as Promise<{
+            data?: unknown;
+            errors?: Array<{ message: string; extensions: Record<string, unknown> }>;
+          }>,
+      );
+    const unknown = await send({ extensions });
+    expect(unknown.errors?.[0]).toMatchObject({
+      message: 'PersistedQueryNotFound',
+      extensions: { code: 'BAD_USER_INPUT', reason: 'PERSISTED_QUERY_NOT_FOUND' },
+    });
+    const registered = await send({ query, extensions });
+    expect(registered.errors).toBeUndefined();
+    const byHash = await send({ extensions });
+    expect(byHash).toEqual(registered);
+  });
+
   it('sends security headers', async () => {
     const response = await fetch(`${gateway.base}/health`);
     expect(response.headers.get('x-content-type-options')).toBe('nosniff');
@@ -373,7 +402,7 @@ describe('gateway over HTTP', () => {
     expect(await ready.json()).toEqual({
       status: 'ready',
       service: 'gateway',
-      checks: { users: 'up', posts: 'up' },
+      checks: { users: 'up', posts: 'up', cache: 'up' },
     });
     await graphql(gateway.url, 'query MetricsProbe { __typename }');
     const metrics = await (await fetch(`${gateway.base}/metrics`)).text();

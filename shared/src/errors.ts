@@ -94,8 +94,11 @@ export function createFormatError(options: FormatErrorOptions = {}) {
       return { ...formatted, extensions: { ...extensions, code: original.code } };
     const rawCode = String(formatted.extensions?.code ?? '');
     const code = KNOWN.has(rawCode) ? (rawCode as ErrorCode) : APOLLO_CODE_MAP[rawCode];
-    if (code && code !== 'INTERNAL_SERVER_ERROR')
-      return { ...formatted, extensions: { ...extensions, code } };
+    if (code && code !== 'INTERNAL_SERVER_ERROR') {
+      // Apollo's own code stays visible as `reason` (APQ clients look for PERSISTED_QUERY_NOT_FOUND).
+      const reason = rawCode && rawCode !== code ? { reason: rawCode } : {};
+      return { ...formatted, extensions: { ...extensions, ...reason, code } };
+    }
     // A subgraph's error relayed by the gateway (`serviceName` set) was already made public by the subgraph,
     // or by the gateway's data source when the subgraph could not be reached.
     if (code === 'INTERNAL_SERVER_ERROR' && typeof extensions.serviceName === 'string') {

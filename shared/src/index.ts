@@ -1,3 +1,4 @@
+export * from './cache/apollo-cache.js';
 export * from './cache/cache.js';
 export * from './cache/create-cache.js';
 export * from './cache/memory.js';
@@ -7,6 +8,7 @@ export * from './errors.js';
 export * from './events/bus.js';
 export * from './events/catalog.js';
 export * from './events/create-bus.js';
+export * from './events/delivery.js';
 export * from './events/event.js';
 export * from './events/memory.js';
 export * from './events/nats.js';

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { connect } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNatsBus, durableName, type NatsBus } from '../src/events/nats.js';
 import { busContract, describeInfra, userCreated, waitFor } from '../src/testing/index.js';
@@ -93,6 +94,45 @@ await describeInfra('NATS event bus', { envVar: 'NATS_URL', defaultUrl: 'nats://
       });
       await waitFor(() => new Set(seen).size === events.length, 3_000, 'the rest of the backlog');
       expect(seen).toEqual(events.map((e) => e.id));
+    });
+
+    it('dead-letters a message that fails validation on receipt, without calling the handler', async () => {
+      const consumer = consumerName('invalid');
+      const id = randomUUID();
+      const calls: string[] = [];
+      await bus.subscribe(consumer, 'aiva.users.user.deleted.v1', async (event) => {
+        calls.push(event.id);
+      });
+      // A producer that skipped validation: straight onto the subject, bypassing the bus.
+      const nc = await connect({ servers: url });
+      try {
+        const body = {
+          id,
+          type: 'aiva.users.user.deleted.v1',
+          occurredAt: new Date().toISOString(),
+          source: 'rogue',
+          data: { id: 'nope' },
+        };
+        await nc
+          .jetstream()
+          .publish('aiva.users.user.deleted.v1', new TextEncoder().encode(JSON.stringify(body)), {
+            msgID: id,
+          });
+      } finally {
+        await nc.close();
+      }
+      const letters = await waitFor(
+        async () => {
+          const list = (await bus.deadLetters(consumer)).filter((l) => l.event.id === id);
+          return list.length > 0 ? list : null;
+        },
+        5_000,
+        'the dead letter',
+      );
+      expect(letters).toHaveLength(1);
+      expect(letters[0]).toMatchObject({ consumer, deliveries: 1 });
+      expect(letters[0]?.error).toMatch(/aiva\.users\.user\.deleted\.v1.*data\.id/);
+      expect(calls).not.toContain(id);
     });
 
     it('pings the server', async () => {

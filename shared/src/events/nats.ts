@@ -18,8 +18,8 @@ import {
 import type { Logger } from '../log.js';
 import type { DeadLetter, EventBus, EventHandler, SubscribeOptions, Subscription } from './bus.js';
 import { type EventType, isEventType } from './catalog.js';
+import { backoffFor, errorMessage, resolveSubscribeOptions, validateEvent } from './delivery.js';
 import type { AivaEvent } from './event.js';
-import { backoffFor, errorMessage, resolveSubscribeOptions, validateEvent } from './memory.js';
 
 export interface NatsBusOptions {
   /** One server URL or several separated by commas. May carry credentials; it is never logged. */

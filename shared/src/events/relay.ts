@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import type { EventBus } from './bus.js';
-import { errorMessage } from './memory.js';
+import { errorMessage } from './delivery.js';
 import type { OutboxStore } from './outbox.js';
 
 export interface OutboxRelayOptions {
