@@ -10,7 +10,7 @@ type Fetcher = NonNullable<RemoteGraphQLDataSource['fetcher']>;
  */
 export function keepAliveFetcher(timeoutMs: number): Fetcher {
   return ((url: string, init: RequestInit) =>
-    fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs), keepalive: true })) as unknown as Fetcher;
+    fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) })) as unknown as Fetcher;
 }
 
 /** Passes the caller's `authorization` (subgraphs verify it again) and the request id on to subgraphs. */

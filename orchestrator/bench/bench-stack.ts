@@ -6,50 +6,67 @@ import { createLogger, createMemoryBus, loadConfig } from '@aiva/shared';
 import { createUsersApp, openSqliteUserStore, usersEnvSchema } from '@aiva/users';
 
 /**
- * The system under benchmark, in its own process: the users subgraph on a SQLite file (the embedded default)
- * and the gateway in front of it, both on free ports, with `SEED_USERS` users. Prints one JSON line with the
- * URLs once ready; stops on SIGTERM.
+ * One process of the system under benchmark, on a free port:
+ *   bench-stack.ts users            the users subgraph on a SQLite file (the embedded default), seeded
+ *   bench-stack.ts gateway <url>    the gateway in front of the users subgraph at <url>
+ * Prints one JSON line `{ "url": ... }` once ready; stops on SIGTERM.
  */
+const [role, usersUrl] = process.argv.slice(2);
 const seedUsers = Number(process.env.SEED_USERS ?? 200);
-const logger = createLogger('bench', { level: 'warn' });
-const dir = mkdtempSync(join(tmpdir(), 'aiva-bench-'));
-const bus = createMemoryBus();
-const users = await createUsersApp({
-  config: loadConfig(usersEnvSchema, { USERS_PORT: '0', LOG_LEVEL: 'warn' }),
-  logger,
-  bus,
-  store: openSqliteUserStore({ file: join(dir, 'users.sqlite') }),
-});
-const usersUrl = `${await users.listen()}/graphql`;
-for (let i = 0; i < seedUsers; i++) {
-  const response = await fetch(usersUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      query: 'mutation($input: CreateUserInput!) { createUser(input: $input) { id } }',
-      variables: {
-        input: {
-          email: `bench${i}@example.test`,
-          username: `bench_${i}`,
-          firstName: 'Bench',
-          lastName: `User ${i}`,
-        },
-      },
-    }),
-  });
-  if (!response.ok) throw new Error(`seeding failed: HTTP ${response.status}`);
-}
-const gateway = await createGatewayApp({
-  config: loadConfig(gatewayEnvSchema, { GATEWAY_PORT: '0', LOG_LEVEL: 'warn' }),
-  logger,
-  subgraphUrls: { users: usersUrl },
-});
-const gatewayUrl = `${await gateway.listen()}/graphql`;
-process.stdout.write(`${JSON.stringify({ usersUrl, gatewayUrl })}\n`);
+const logger = createLogger(`bench-${role}`, { level: 'warn', destination: process.stderr });
 
+async function startUsers() {
+  const dir = mkdtempSync(join(tmpdir(), 'aiva-bench-'));
+  const app = await createUsersApp({
+    config: loadConfig(usersEnvSchema, { USERS_PORT: '0', LOG_LEVEL: 'warn' }),
+    logger,
+    bus: createMemoryBus(),
+    store: openSqliteUserStore({ file: join(dir, 'users.sqlite') }),
+  });
+  const url = `${await app.listen()}/graphql`;
+  for (let i = 0; i < seedUsers; i++) {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        query: 'mutation($input: CreateUserInput!) { createUser(input: $input) { id } }',
+        variables: {
+          input: {
+            email: `bench${i}@example.test`,
+            username: `bench_${i}`,
+            firstName: 'Bench',
+            lastName: `User ${i}`,
+          },
+        },
+      }),
+    });
+    if (!response.ok) throw new Error(`seeding failed: HTTP ${response.status}`);
+  }
+  return {
+    url,
+    stop: async () => {
+      await app.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startGateway(subgraphUrl: string) {
+  const app = await createGatewayApp({
+    config: loadConfig(gatewayEnvSchema, { GATEWAY_PORT: '0', LOG_LEVEL: 'warn' }),
+    logger,
+    subgraphUrls: { users: subgraphUrl },
+  });
+  return { url: `${await app.listen()}/graphql`, stop: () => app.close() };
+}
+
+if (role !== 'users' && !(role === 'gateway' && usersUrl)) {
+  process.stderr.write('usage: bench-stack.ts users | gateway <users-url>\n');
+  process.exit(2);
+}
+const running = role === 'users' ? await startUsers() : await startGateway(usersUrl!);
+process.stdout.write(`${JSON.stringify({ url: running.url })}\n`);
 process.once('SIGTERM', async () => {
-  await gateway.close();
-  await users.close();
-  rmSync(dir, { recursive: true, force: true });
+  await running.stop();
   process.exit(0);
 });

@@ -5,8 +5,8 @@ import autocannon from 'autocannon';
 
 /**
  * `pnpm bench`: `{ users(first: 20) { edges { node { id email displayName } } } }` against the users subgraph
- * directly and through the gateway, 20 connections each, after a warm-up. The servers run in a child process
- * so the load generator does not share their event loop. Prints requests/s, p50 and p99, and the ratio.
+ * directly and through the gateway, 20 connections each, after a warm-up. The users subgraph and the gateway
+ * each run in a process of their own, as in production, apart from the load generator. Prints requests/s, p50 and p99, and the ratio.
  */
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20);
 const DURATION_S = Number(process.env.BENCH_DURATION ?? 10);
@@ -20,17 +20,20 @@ interface Figures {
   errors: number;
 }
 
-async function startStack(): Promise<{ urls: { usersUrl: string; gatewayUrl: string }; stop: () => void }> {
+/** Starts one bench-stack process (its own event loop, as in production) and waits for its URL. */
+async function startProcess(args: string[]): Promise<{ url: string; stop: () => void }> {
   const script = fileURLToPath(new URL('./bench-stack.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', script], {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', script, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout });
-  const urls = await new Promise<{ usersUrl: string; gatewayUrl: string }>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`bench stack exited early (code ${code})`)));
-    lines.once('line', (line) => resolve(JSON.parse(line)));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`bench-stack ${args[0]} exited early (code ${code})`)));
+    lines.on('line', (line) => {
+      if (line.startsWith('{"url"')) resolve((JSON.parse(line) as { url: string }).url);
+    });
   });
-  return { urls, stop: () => child.kill('SIGTERM') };
+  return { url, stop: () => child.kill('SIGTERM') };
 }
 
 async function load(target: string, url: string, durationS: number): Promise<Figures> {
@@ -51,7 +54,9 @@ async function load(target: string, url: string, durationS: number): Promise<Fig
   };
 }
 
-const { urls, stop } = await startStack();
+const users = await startProcess(['users']);
+const gateway = await startProcess(['gateway', users.url]);
+const urls = { usersUrl: users.url, gatewayUrl: gateway.url };
 try {
   // Warm-up: JIT, connection pools, the gateway's query-plan cache.
   await load('warm-up', urls.usersUrl, 2);
@@ -71,5 +76,6 @@ try {
   );
   if (direct.errors + viaGateway.errors > 0) process.exitCode = 1;
 } finally {
-  stop();
+  gateway.stop();
+  users.stop();
 }

@@ -29,11 +29,12 @@ export function createResolvers(service: UserService) {
       users: async (_: unknown, args: unknown) => {
         const { first, after } = parseInput(listArgs, args);
         const afterId = after ? decodeCursor(after) : undefined;
-        const [page, totalCount] = await Promise.all([service.list(first, afterId), service.count()]);
+        const page = await service.list(first, afterId);
         const edges = page.users.map((node) => ({ cursor: encodeCursor(node.id), node }));
         return {
           edges,
-          totalCount,
+          // Counted only when the query selects it (the default resolver calls functions).
+          totalCount: () => service.count(),
           pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null },
         };
       },
