@@ -23,3 +23,4 @@ export * from './server/security.js';
 export * from './server/shutdown.js';
 export * from './server/subgraph-server.js';
 export * from './validation.js';
+export * from './auth/index.js';

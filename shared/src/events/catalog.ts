@@ -20,6 +20,27 @@ export const eventCatalog = {
     changedFields: z.array(z.string()).min(1),
   }),
   'aiva.users.user.deleted.v1': z.object({ id: z.string().uuid(), deletedAt: z.string().datetime() }),
+  'aiva.auth.user.registered.v1': z.object({
+    id: z.string().uuid(),
+    email: z.string().email(),
+    registeredAt: z.string().datetime(),
+  }),
+  /**
+   * Carries the single-use token for the mail the notifications subgraph sends; auth stores only its hash.
+   * Events are internal: never log `data` of these two.
+   */
+  'aiva.auth.password_reset.requested.v1': z.object({
+    userId: z.string().uuid(),
+    email: z.string().email(),
+    token: z.string().min(32),
+    expiresAt: z.string().datetime(),
+  }),
+  'aiva.auth.email_verification.requested.v1': z.object({
+    userId: z.string().uuid(),
+    email: z.string().email(),
+    token: z.string().min(32),
+    expiresAt: z.string().datetime(),
+  }),
 } as const;
 
 export type EventCatalog = typeof eventCatalog;

@@ -13,7 +13,9 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
-import { createFormatError, type ErrorCode } from '../errors.js';
+import { type AccessTokenVerifier, bearerToken } from '../auth/verifier.js';
+import type { Viewer } from '../auth/viewer.js';
+import { AivaError, createFormatError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
 import { type ReadinessCheck, runReadinessChecks } from './readiness.js';
@@ -25,6 +27,10 @@ export interface RequestContext extends BaseContext {
   log: Logger;
   /** The raw `Authorization` header, when present (forwarded by the gateway). */
   authorization?: string;
+  /** The verified caller, when the request carried a valid access token. */
+  viewer?: Viewer;
+  /** The client's address (from a trusted proxy's X-Forwarded-For when TRUST_PROXY allows it). */
+  ip: string;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -42,6 +48,10 @@ export interface GraphQLHttpServerOptions<TContext extends RequestContext> {
   onClose?: Array<() => Promise<void>>;
   bodyLimitBytes?: number;
   corsOrigins?: readonly string[];
+  /** Verifies `Authorization: Bearer` access tokens; a bad token fails the request with UNAUTHENTICATED. */
+  auth?: AccessTokenVerifier;
+  /** Proxies whose X-Forwarded-For is believed (fastify `trustProxy`: addresses or CIDRs). */
+  trustProxy?: string | string[] | boolean;
   /** Adds routes or plugins before the server starts. */
   configure?: (app: FastifyInstance) => Promise<void> | void;
 }
@@ -82,6 +92,7 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
     requestIdHeader: 'x-request-id',
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    trustProxy: options.trustProxy ?? false,
   });
   const metrics = createServiceMetrics(name);
   await registerSecurity(app, { corsOrigins: options.corsOrigins ?? [] });
@@ -105,10 +116,13 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
 
   const buildContext = async (request: FastifyRequest): Promise<TContext> => {
     const authorization = request.headers.authorization;
+    const viewer = options.auth ? await viewerOf(options.auth, authorization) : undefined;
     const base: RequestContext = {
       requestId: String(request.id),
       log: request.log as Logger,
+      ip: request.ip,
       ...(authorization ? { authorization } : {}),
+      ...(viewer ? { viewer } : {}),
     };
     return options.context ? options.context(base, request) : (base as TContext);
   };
@@ -148,6 +162,19 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
       return closing;
     },
   };
+}
+
+/** The caller behind an Authorization header; a bad one is an HTTP 401 with UNAUTHENTICATED. */
+async function viewerOf(verifier: AccessTokenVerifier, authorization: string | undefined): Promise<Viewer | undefined> {
+  try {
+    const token = bearerToken(authorization);
+    return token ? await verifier.verify(token) : undefined;
+  } catch (error) {
+    if (error instanceof AivaError) {
+      throw new AivaError(error.code, error.message, { http: { status: 401, headers: new Map([['www-authenticate', 'Bearer']]) } });
+    }
+    throw error;
+  }
 }
 
 function registerOpsRoutes(

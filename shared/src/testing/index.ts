@@ -3,3 +3,4 @@
 export * from './bus.contract.js';
 export * from './cache.contract.js';
 export * from './infra.js';
+export * from './tokens.js';

@@ -1,0 +1,4 @@
+export * from './config.js';
+export * from './guards.js';
+export * from './verifier.js';
+export * from './viewer.js';

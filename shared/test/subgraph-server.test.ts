@@ -1,0 +1,304 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parse } from 'graphql';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../src/log.js';
+import type { GraphQLHttpServer } from '../src/server/graphql-http-server.js';
+import { type ReadinessCheck, runReadinessChecks } from '../src/server/readiness.js';
+import { createSubgraphServer } from '../src/server/subgraph-server.js';
+
+const typeDefs = parse(/* GraphQL */ `
+  extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key"])
+
+  type Thing @key(fields: "id") {
+    id: ID!
+    name: String!
+  }
+
+  type Query {
+    hello: String!
+    slow(ms: Int!): String!
+    thing(id: ID!): Thing
+  }
+`);
+
+const resolvers = {
+  Query: {
+    hello: () => 'world',
+    slow: async (_: unknown, { ms }: { ms: number }) => {
+      await sleep(ms);
+      return `waited ${ms}`;
+    },
+    thing: (_: unknown, { id }: { id: string }) => ({ id, name: `thing ${id}` }),
+  },
+};
+
+const SECRET = 's3cr3t-Passw0rd';
+
+interface Started {
+  server: GraphQLHttpServer;
+  url: string;
+}
+
+const open: GraphQLHttpServer[] = [];
+
+async function start(
+  options: {
+    name?: string;
+    readiness?: ReadinessCheck[];
+    onClose?: Array<() => Promise<void>>;
+  } = {},
+): Promise<Started> {
+  const server = await createSubgraphServer({
+    name: options.name ?? 'things',
+    logger: createLogger('t', { level: 'silent' }),
+    typeDefs,
+    resolvers,
+    ...(options.readiness ? { readiness: options.readiness } : {}),
+    ...(options.onClose ? { onClose: options.onClose } : {}),
+  });
+  open.push(server);
+  const url = await server.listen({ port: 0, host: '127.0.0.1' });
+  return { server, url };
+}
+
+function gql(url: string, query: string, operationName?: string, variables?: Record<string, unknown>) {
+  return fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query, ...(operationName ? { operationName } : {}), ...(variables ? { variables } : {}) }),
+  });
+}
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((server) => server.close()));
+});
+
+describe('subgraph server over HTTP', () => {
+  it('listens on an ephemeral port and answers GraphQL', async () => {
+    const { url } = await start();
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(url).not.toMatch(/:0$/);
+    const response = await gql(url, 'query Hello { hello }', 'Hello');
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ data: { hello: 'world' } });
+  });
+
+  it('/health answers 200 with the service name', async () => {
+    const { url } = await start({ name: 'things' });
+    const response = await fetch(`${url}/health`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: 'ok', service: 'things' });
+  });
+
+  describe('/ready', () => {
+    it('answers 200 when every check passes', async () => {
+      const { url } = await start({
+        readiness: [
+          { name: 'db', check: async () => {} },
+          { name: 'bus', check: async () => {} },
+        ],
+      });
+      const response = await fetch(`${url}/ready`);
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual({
+        status: 'ready',
+        service: 'things',
+        checks: { db: 'up', bus: 'up' },
+      });
+    });
+
+    it('answers 200 with no checks at all', async () => {
+      const { url } = await start();
+      const response = await fetch(`${url}/ready`);
+      expect(response.status).toBe(200);
+      expect(await response.json()).toMatchObject({ status: 'ready', checks: {} });
+    });
+
+    it('answers 503 naming the failed check, without the error details', async () => {
+      const { url } = await start({
+        readiness: [
+          {
+            name: 'db',
+            check: async () => {
+              throw new Error(`connect failed: mongodb://admin:${SECRET}@db.internal:27017`);
+            },
+          },
+          { name: 'bus', check: async () => {} },
+        ],
+      });
+      const response = await fetch(`${url}/ready`);
+      expect(response.status).toBe(503);
+      const text = await response.text();
+      expect(JSON.parse(text)).toEqual({
+        status: 'not_ready',
+        service: 'things',
+        checks: { db: 'down', bus: 'up' },
+      });
+      expect(text).not.toContain(SECRET);
+      expect(text).not.toContain('db.internal');
+      expect(text).not.toContain('connect failed');
+    });
+  });
+
+  describe('runReadinessChecks', () => {
+    it('marks a check that hangs past the timeout as down, and reports why only to onFailure', async () => {
+      const failures: Array<[string, unknown]> = [];
+      const startedAt = Date.now();
+      const report = await runReadinessChecks(
+        [
+          { name: 'db', check: () => new Promise<void>(() => {}) },
+          { name: 'cache', check: async () => {} },
+        ],
+        { timeoutMs: 50, onFailure: (name, error) => failures.push([name, error]) },
+      );
+      expect(Date.now() - startedAt).toBeLessThan(1000);
+      expect(report).toEqual({ ready: false, checks: { db: 'down', cache: 'up' } });
+      expect(failures).toHaveLength(1);
+      expect(failures[0]?.[0]).toBe('db');
+      expect(String((failures[0]?.[1] as Error).message)).toMatch(/timed out after 50 ms/);
+      expect(JSON.stringify(report)).not.toMatch(/timed out/);
+    });
+
+    it('runs checks in parallel, so the total time is bounded by one timeout', async () => {
+      const startedAt = Date.now();
+      const report = await runReadinessChecks(
+        [
+          { name: 'a', check: () => new Promise<void>(() => {}) },
+          { name: 'b', check: () => new Promise<void>(() => {}) },
+          { name: 'c', check: () => new Promise<void>(() => {}) },
+        ],
+        { timeoutMs: 100 },
+      );
+      expect(Date.now() - startedAt).toBeLessThan(280);
+      expect(report).toEqual({ ready: false, checks: { a: 'down', b: 'down', c: 'down' } });
+    });
+
+    it('is ready with no checks', async () => {
+      expect(await runReadinessChecks([])).toEqual({ ready: true, checks: {} });
+    });
+
+    it('keeps a secret from a thrown error out of the report', async () => {
+      const report = await runReadinessChecks([
+        {
+          name: 'db',
+          check: async () => {
+            throw new Error(`password=${SECRET}`);
+          },
+        },
+      ]);
+      expect(report).toEqual({ ready: false, checks: { db: 'down' } });
+      expect(JSON.stringify(report)).not.toContain(SECRET);
+    });
+  });
+
+  describe('/metrics', () => {
+    it('counts a named operation', async () => {
+      const { url } = await start({ name: 'things' });
+      await (await gql(url, 'query CountMe { hello }', 'CountMe')).json();
+      const response = await fetch(`${url}/metrics`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toMatch(/^text\/plain/);
+      const text = await response.text();
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith('aiva_graphql_requests_total{') && l.includes('operation="CountMe"'));
+      expect(line).toBeDefined();
+      expect(line).toContain('outcome="success"');
+      expect(line).toContain('service="things"');
+      expect(line).toMatch(/ 1$/);
+      expect(text).toContain('aiva_graphql_request_duration_seconds');
+    });
+
+    it('keeps each server in its own registry', async () => {
+      const a = await start({ name: 'alpha' });
+      const b = await start({ name: 'beta' });
+      await (await gql(a.url, 'query OnlyOnAlpha { hello }', 'OnlyOnAlpha')).json();
+      await (await gql(b.url, 'query OnlyOnBeta { hello }', 'OnlyOnBeta')).json();
+
+      const alpha = await (await fetch(`${a.url}/metrics`)).text();
+      const beta = await (await fetch(`${b.url}/metrics`)).text();
+      expect(alpha).toContain('operation="OnlyOnAlpha"');
+      expect(alpha).not.toContain('OnlyOnBeta');
+      expect(alpha).not.toContain('service="beta"');
+      expect(beta).toContain('operation="OnlyOnBeta"');
+      expect(beta).not.toContain('OnlyOnAlpha');
+      expect(beta).not.toContain('service="alpha"');
+    });
+  });
+
+  it('answers an unknown route with 404 and a GraphQL error body', async () => {
+    const { url } = await start();
+    const response = await fetch(`${url}/nope?secret=1`);
+    expect(response.status).toBe(404);
+    expect(response.headers.get('content-type')).toMatch(/application\/json/);
+    const body = (await response.json()) as { errors: Array<{ message: string; extensions: { code: string } }> };
+    expect(body).toMatchObject({ errors: [{ extensions: { code: 'NOT_FOUND' } }] });
+    expect(body.errors).toHaveLength(1);
+    expect(body.errors[0]?.message).toBe('No route for GET /nope');
+  });
+
+  describe('graceful close', () => {
+    it('finishes an in-flight request, then refuses new connections, then runs onClose in order', async () => {
+      const events: string[] = [];
+      const { server, url } = await start({
+        onClose: [
+          async () => {
+            await sleep(20);
+            events.push('onClose 1');
+          },
+          async () => {
+            events.push('onClose 2');
+          },
+        ],
+      });
+
+      const inFlight = gql(url, 'query Slow { slow(ms: 300) }', 'Slow').then(async (response) => {
+        const body = await response.json();
+        events.push('request done');
+        return { status: response.status, body };
+      });
+      // Let the request reach the resolver before closing.
+      await sleep(100);
+      const closed = server.close().then(() => events.push('close resolved'));
+
+      const result = await inFlight;
+      expect(result).toEqual({ status: 200, body: { data: { slow: 'waited 300' } } });
+      await closed;
+      expect(events).toEqual(['request done', 'onClose 1', 'onClose 2', 'close resolved']);
+
+      await expect(fetch(`${url}/health`)).rejects.toThrow();
+    });
+
+    it('can be called twice: both calls resolve and onClose runs once', async () => {
+      let runs = 0;
+      const { server } = await start({
+        onClose: [
+          async () => {
+            runs += 1;
+          },
+        ],
+      });
+      const first = server.close();
+      const second = server.close();
+      await expect(Promise.all([first, second])).resolves.toBeDefined();
+      await expect(server.close()).resolves.toBeUndefined();
+      expect(runs).toBe(1);
+    });
+
+    it('keeps running later onClose hooks when one fails', async () => {
+      const events: string[] = [];
+      const { server } = await start({
+        onClose: [
+          async () => {
+            throw new Error('adapter exploded');
+          },
+          async () => {
+            events.push('second');
+          },
+        ],
+      });
+      await expect(server.close()).resolves.toBeUndefined();
+      expect(events).toEqual(['second']);
+    });
+  });
+});
