@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse } from 'graphql';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -21,11 +22,16 @@ const typeDefs = parse(/* GraphQL */ `
   }
 `);
 
+/** Server-side trace of the slow resolver, so ordering is checked where it happens. */
+const trace: string[] = [];
+
 const resolvers = {
   Query: {
     hello: () => 'world',
     slow: async (_: unknown, { ms }: { ms: number }) => {
+      trace.push('resolver started');
       await sleep(ms);
+      trace.push('resolver finished');
       return `waited ${ms}`;
     },
     thing: (_: unknown, { id }: { id: string }) => ({ id, name: `thing ${id}` }),
@@ -42,11 +48,7 @@ interface Started {
 const open: GraphQLHttpServer[] = [];
 
 async function start(
-  options: {
-    name?: string;
-    readiness?: ReadinessCheck[];
-    onClose?: Array<() => Promise<void>>;
-  } = {},
+  options: { name?: string; readiness?: ReadinessCheck[]; onClose?: Array<() => Promise<void>> } = {},
 ): Promise<Started> {
   const server = await createSubgraphServer({
     name: options.name ?? 'things',
@@ -65,11 +67,51 @@ function gql(url: string, query: string, operationName?: string, variables?: Rec
   return fetch(`${url}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query, ...(operationName ? { operationName } : {}), ...(variables ? { variables } : {}) }),
+    body: JSON.stringify({
+      query,
+      ...(operationName ? { operationName } : {}),
+      ...(variables ? { variables } : {}),
+    }),
+  });
+}
+
+/**
+ * POSTs a GraphQL request on a connection of its own that is not kept alive (`Connection: close`), the way a
+ * one-off client calls. fetch (undici) always keeps connections alive; see the keep-alive test below.
+ */
+function postOnce(url: string, query: string): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify({ query });
+    const req = httpRequest(
+      `${url}/graphql`,
+      {
+        method: 'POST',
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) });
+          } catch (error) {
+            reject(error);
+          }
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
   });
 }
 
 afterEach(async () => {
+  trace.length = 0;
   await Promise.all(open.splice(0).map((server) => server.close()));
 });
 
@@ -154,8 +196,10 @@ describe('subgraph server over HTTP', () => {
       expect(Date.now() - startedAt).toBeLessThan(1000);
       expect(report).toEqual({ ready: false, checks: { db: 'down', cache: 'up' } });
       expect(failures).toHaveLength(1);
-      expect(failures[0]?.[0]).toBe('db');
-      expect(String((failures[0]?.[1] as Error).message)).toMatch(/timed out after 50 ms/);
+      const [name, error] = failures[0] ?? [];
+      expect(name).toBe('db');
+      expect(error).toBeInstanceOf(Error);
+      expect((error as Error).message).toMatch(/timed out after 50 ms/);
       expect(JSON.stringify(report)).not.toMatch(/timed out/);
     });
 
@@ -231,7 +275,9 @@ describe('subgraph server over HTTP', () => {
     const response = await fetch(`${url}/nope?secret=1`);
     expect(response.status).toBe(404);
     expect(response.headers.get('content-type')).toMatch(/application\/json/);
-    const body = (await response.json()) as { errors: Array<{ message: string; extensions: { code: string } }> };
+    const body = (await response.json()) as {
+      errors: Array<{ message: string; extensions: { code: string } }>;
+    };
     expect(body).toMatchObject({ errors: [{ extensions: { code: 'NOT_FOUND' } }] });
     expect(body.errors).toHaveLength(1);
     expect(body.errors[0]?.message).toBe('No route for GET /nope');
@@ -239,34 +285,67 @@ describe('subgraph server over HTTP', () => {
 
   describe('graceful close', () => {
     it('finishes an in-flight request, then refuses new connections, then runs onClose in order', async () => {
-      const events: string[] = [];
       const { server, url } = await start({
         onClose: [
           async () => {
             await sleep(20);
-            events.push('onClose 1');
+            trace.push('onClose 1');
           },
           async () => {
-            events.push('onClose 2');
+            trace.push('onClose 2');
           },
         ],
       });
 
-      const inFlight = gql(url, 'query Slow { slow(ms: 300) }', 'Slow').then(async (response) => {
-        const body = await response.json();
-        events.push('request done');
-        return { status: response.status, body };
-      });
-      // Let the request reach the resolver before closing.
-      await sleep(100);
-      const closed = server.close().then(() => events.push('close resolved'));
+      const inFlight = postOnce(url, 'query Slow { slow(ms: 300) }');
+      // Close only once the request is inside the resolver.
+      while (!trace.includes('resolver started')) await sleep(5);
+      const closed = server.close().then(() => trace.push('close resolved'));
 
-      const result = await inFlight;
-      expect(result).toEqual({ status: 200, body: { data: { slow: 'waited 300' } } });
+      expect(await inFlight).toEqual({ status: 200, body: { data: { slow: 'waited 300' } } });
       await closed;
-      expect(events).toEqual(['request done', 'onClose 1', 'onClose 2', 'close resolved']);
+      expect(trace).toEqual([
+        'resolver started',
+        'resolver finished',
+        'onClose 1',
+        'onClose 2',
+        'close resolved',
+      ]);
 
-      await expect(fetch(`${url}/health`)).rejects.toThrow();
+      await expect(fetch(`${url}/health`)).rejects.toThrow(/fetch failed/);
+      await expect(postOnce(url, '{ hello }')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    });
+
+    it('closes promptly when the in-flight request came on a keep-alive connection', async () => {
+      let onCloseRan = false;
+      const { server, url } = await start({
+        onClose: [
+          async () => {
+            onCloseRan = true;
+          },
+        ],
+      });
+      try {
+        const inFlight = fetch(`${url}/graphql`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ query: '{ slow(ms: 300) }' }),
+        });
+        while (!trace.includes('resolver started')) await sleep(5);
+        const closed = server.close();
+        const response = await inFlight;
+        expect(await response.json()).toEqual({ data: { slow: 'waited 300' } });
+        const outcome = await Promise.race([
+          closed.then(() => 'closed'),
+          sleep(2000).then(() => 'still open'),
+        ]);
+        expect(outcome).toBe('closed');
+        expect(onCloseRan).toBe(true);
+      } finally {
+        // Let close() finish now rather than after the keep-alive timeout.
+        server.app.server.closeAllConnections();
+        await server.close();
+      }
     });
 
     it('can be called twice: both calls resolve and onClose runs once', async () => {
@@ -283,6 +362,27 @@ describe('subgraph server over HTTP', () => {
       await expect(Promise.all([first, second])).resolves.toBeDefined();
       await expect(server.close()).resolves.toBeUndefined();
       expect(runs).toBe(1);
+    });
+
+    it('installs no process signal handlers of its own, whatever NODE_ENV is', async () => {
+      const signals = ['SIGINT', 'SIGTERM'] as const;
+      const before = new Map(signals.map((signal) => [signal, new Set(process.listeners(signal))]));
+      const nodeEnv = process.env.NODE_ENV;
+      process.env.NODE_ENV = 'production';
+      let added: Array<[NodeJS.Signals, (...args: unknown[]) => void]> = [];
+      try {
+        await start();
+        added = signals.flatMap((signal) =>
+          process
+            .listeners(signal)
+            .filter((listener) => !before.get(signal)?.has(listener))
+            .map((listener) => [signal, listener] as [NodeJS.Signals, (...args: unknown[]) => void]),
+        );
+        expect(added.map(([signal]) => signal)).toEqual([]);
+      } finally {
+        process.env.NODE_ENV = nodeEnv;
+        for (const [signal, listener] of added) process.removeListener(signal, listener);
+      }
     });
 
     it('keeps running later onClose hooks when one fails', async () => {

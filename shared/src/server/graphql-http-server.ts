@@ -21,6 +21,16 @@ import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
 import { type ReadinessCheck, runReadinessChecks } from './readiness.js';
 import { registerSecurity } from './security.js';
 
+export {
+  CacheRateLimitStore,
+  type CacheRateLimitStoreOptions,
+  cacheRateLimitStore,
+  type RateLimitHits,
+  type RateLimitStore,
+  type RateLimitStoreCtor,
+  rateLimitExceeded,
+} from './rate-limit-store.js';
+
 /** What every resolver gets, whatever the service adds. */
 export interface RequestContext extends BaseContext {
   requestId: string;
@@ -52,6 +62,12 @@ export interface GraphQLHttpServerOptions<TContext extends RequestContext> {
   auth?: AccessTokenVerifier;
   /** Proxies whose X-Forwarded-For is believed (fastify `trustProxy`: addresses or CIDRs). */
   trustProxy?: string | string[] | boolean;
+  /**
+   * Registers plugins that must see the routes as they are added, e.g. @fastify/rate-limit (await
+   * `app.register`); runs before any route exists. The access token, when `auth` is set, is already verified
+   * when a `/graphql` onRequest hook added by a plugin runs: see `verifiedViewer`.
+   */
+  plugins?: (app: FastifyInstance) => Promise<void> | void;
   /** Adds routes or plugins before the server starts. */
   configure?: (app: FastifyInstance) => Promise<void> | void;
 }
@@ -71,8 +87,30 @@ export function httpErrorBody(message: string, code: ErrorCode, extra: Record<st
   return { errors: [{ message, extensions: { ...extra, code } }] };
 }
 
-function sendHttpError(reply: FastifyReply, status: number, message: string, code: ErrorCode) {
-  return reply.status(status).type('application/json').send(httpErrorBody(message, code));
+function sendHttpError(
+  reply: FastifyReply,
+  status: number,
+  message: string,
+  code: ErrorCode,
+  extra: Record<string, unknown> = {},
+) {
+  return reply
+    .status(status)
+    .type('application/json')
+    .send(httpErrorBody(message, code, extra));
+}
+
+/** The outcome of verifying a request's access token, kept for the request's lifetime. */
+type Verification = { viewer: Viewer | undefined } | { error: unknown };
+const verifications = new WeakMap<FastifyRequest, Verification>();
+
+/**
+ * The viewer verified from a `/graphql` request's access token (verified once, in an onRequest hook, when the
+ * server has `auth`); undefined for an anonymous request or a bad token. For hooks such as rate-limit keys.
+ */
+export function verifiedViewer(request: FastifyRequest): Viewer | undefined {
+  const verification = verifications.get(request);
+  return verification && 'viewer' in verification ? verification.viewer : undefined;
 }
 
 /**
@@ -111,12 +149,39 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
     plugins,
     formatError,
     logger: apolloLogger(logger),
+    // Signals are the process's business (onShutdownSignal): Apollo must not stop or re-raise on its own.
+    stopOnTerminationSignals: false,
   });
   await apollo.start();
+  await options.plugins?.(app);
+
+  // The token is verified once per request, before the onRequest hooks of plugins (rate limits key on the
+  // viewer). A bad token is kept and fails the request right after them, before the body is even parsed: so
+  // it is still counted by a rate limiter, and GraphQL never runs.
+  const auth = options.auth;
+  const verifyAccessToken = async (request: FastifyRequest) => {
+    if (!auth) return;
+    try {
+      verifications.set(request, { viewer: await viewerOf(auth, request.headers.authorization) });
+    } catch (error) {
+      verifications.set(request, { error });
+    }
+  };
+  const rejectBadToken = async (request: FastifyRequest, _reply: FastifyReply, payload: unknown) => {
+    const verification = verifications.get(request);
+    if (verification && 'error' in verification) throw verification.error;
+    return payload;
+  };
+  const viewerFor = async (request: FastifyRequest): Promise<Viewer | undefined> => {
+    const verification = verifications.get(request);
+    if (!verification) return auth ? viewerOf(auth, request.headers.authorization) : undefined;
+    if ('error' in verification) throw verification.error;
+    return verification.viewer;
+  };
 
   const buildContext = async (request: FastifyRequest): Promise<TContext> => {
     const authorization = request.headers.authorization;
-    const viewer = options.auth ? await viewerOf(options.auth, authorization) : undefined;
+    const viewer = await viewerFor(request);
     const base: RequestContext = {
       requestId: String(request.id),
       log: request.log as Logger,
@@ -129,6 +194,8 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
   app.route({
     url: '/graphql',
     method: ['GET', 'POST', 'OPTIONS'],
+    onRequest: verifyAccessToken,
+    preParsing: rejectBadToken,
     handler: fastifyApolloHandler<TContext>(apollo, { context: buildContext }),
   });
   registerOpsRoutes(app, { name, metrics, readiness: options.readiness ?? [], logger });
@@ -149,7 +216,15 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
     },
     close() {
       closing ??= (async () => {
-        await app.close();
+        // A keep-alive connection whose request was in flight when closing began turns idle afterwards and would
+        // hold the close until its keep-alive timeout: close such connections as soon as they are idle.
+        const reaper = setInterval(() => app.server.closeIdleConnections(), 50);
+        try {
+          // Drains fastify (stop accepting, finish in-flight requests), then stops Apollo (and a gateway).
+          await apollo.stop();
+        } finally {
+          clearInterval(reaper);
+        }
         for (const close of options.onClose ?? []) {
           try {
             await close();
@@ -165,13 +240,18 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
 }
 
 /** The caller behind an Authorization header; a bad one is an HTTP 401 with UNAUTHENTICATED. */
-async function viewerOf(verifier: AccessTokenVerifier, authorization: string | undefined): Promise<Viewer | undefined> {
+async function viewerOf(
+  verifier: AccessTokenVerifier,
+  authorization: string | undefined,
+): Promise<Viewer | undefined> {
   try {
     const token = bearerToken(authorization);
     return token ? await verifier.verify(token) : undefined;
   } catch (error) {
     if (error instanceof AivaError) {
-      throw new AivaError(error.code, error.message, { http: { status: 401, headers: new Map([['www-authenticate', 'Bearer']]) } });
+      throw new AivaError(error.code, error.message, {
+        http: { status: 401, headers: new Map([['www-authenticate', 'Bearer']]) },
+      });
     }
     throw error;
   }
@@ -198,6 +278,12 @@ function registerOpsRoutes(
 /** Failures before GraphQL runs still answer with a GraphQL error body and the right HTTP status. */
 function installErrorHandlers(app: FastifyInstance, logger: Logger, bodyLimit: number) {
   app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof AivaError) {
+      // Thrown by a hook (a bad access token): the error's own HTTP status and headers, its public message.
+      const http = error.extensions.http as { status?: number; headers?: Map<string, string> } | undefined;
+      for (const [name, value] of http?.headers ?? []) reply.header(name, value);
+      return sendHttpError(reply, http?.status ?? 400, error.message, error.code);
+    }
     const status = error.statusCode ?? 500;
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
       return sendHttpError(
@@ -208,7 +294,14 @@ function installErrorHandlers(app: FastifyInstance, logger: Logger, bodyLimit: n
       );
     }
     if (status === 429) {
-      return sendHttpError(reply, 429, error.message || 'Too many requests', 'RATE_LIMITED');
+      const retryAfter = retryAfterOf(error, reply);
+      return sendHttpError(
+        reply,
+        429,
+        error.message || 'Too many requests',
+        'RATE_LIMITED',
+        retryAfter === undefined ? {} : { retryAfter },
+      );
     }
     if (status >= 400 && status < 500) {
       const message =
@@ -222,6 +315,18 @@ function installErrorHandlers(app: FastifyInstance, logger: Logger, bodyLimit: n
     sendHttpError(reply, 404, `No route for ${request.method} ${request.url.split('?')[0]}`, 'NOT_FOUND'),
   );
   void logger;
+}
+
+/** Seconds until a rate-limited client may retry: the error's `retryAfter`, else the `retry-after` header. */
+function retryAfterOf(error: FastifyError, reply: FastifyReply): number | undefined {
+  const candidates = [(error as { retryAfter?: unknown }).retryAfter, reply.getHeader('retry-after')];
+  for (const candidate of candidates) {
+    const seconds = Number(candidate);
+    if (candidate !== undefined && candidate !== '' && Number.isFinite(seconds) && seconds >= 0) {
+      return Math.ceil(seconds);
+    }
+  }
+  return undefined;
 }
 
 /** Apollo's logger interface, backed by the service's pino logger. */
