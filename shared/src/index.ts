@@ -1,3 +1,4 @@
+export * from './auth/index.js';
 export * from './cache/apollo-cache.js';
 export * from './cache/cache.js';
 export * from './cache/create-cache.js';
@@ -22,5 +23,7 @@ export * from './server/readiness.js';
 export * from './server/security.js';
 export * from './server/shutdown.js';
 export * from './server/subgraph-server.js';
+export * from './store/sqlite-driver.js';
+export * from './store/sqlite-migrations.js';
+export * from './store/sqlite-outbox.js';
 export * from './validation.js';
-export * from './auth/index.js';

@@ -1,9 +1,9 @@
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
-  errors as joseErrors,
   type JSONWebKeySet,
   type JWTVerifyGetKey,
+  errors as joseErrors,
   jwtVerify,
 } from 'jose';
 import { unauthenticated } from '../errors.js';
@@ -44,7 +44,10 @@ const rolesOf = (value: unknown): string[] =>
  * Verifies access tokens with an explicit algorithm allowlist (EdDSA), `typ: at+jwt`, issuer, audience,
  * expiry (30 s clock tolerance) and the claims AIVA needs (`sub`, `sid`, `roles`).
  */
-export function createVerifier(getKey: JWTVerifyGetKey, options: VerifierOptions): AccessTokenVerifier & {
+export function createVerifier(
+  getKey: JWTVerifyGetKey,
+  options: VerifierOptions,
+): AccessTokenVerifier & {
   /** Like verify, but rejects with InvalidTokenError carrying the reason. */
   inspect(token: string): Promise<Viewer>;
 } {

@@ -7,7 +7,10 @@ export const TEST_AUDIENCE = 'aiva';
 
 export interface TestTokenIssuer {
   /** A valid access token for `sub` (default roles: user). */
-  token(sub: string, options?: { roles?: string[]; sid?: string; expiresIn?: string | number }): Promise<string>;
+  token(
+    sub: string,
+    options?: { roles?: string[]; sid?: string; expiresIn?: string | number },
+  ): Promise<string>;
   adminToken(sub?: string): Promise<string>;
   serviceToken(name?: string): Promise<string>;
   /** Signs arbitrary claims/header with the issuer's private key (for attack tests). */
@@ -35,10 +38,15 @@ export async function createTestTokenIssuer(kid = 'test-key'): Promise<TestToken
       .sign(privateKey);
   return {
     token,
-    adminToken: (sub = '01890000-0000-7000-8000-0000000000ad') => token(sub, { roles: [ROLE_USER, ROLE_ADMIN] }),
+    adminToken: (sub = '01890000-0000-7000-8000-0000000000ad') =>
+      token(sub, { roles: [ROLE_USER, ROLE_ADMIN] }),
     serviceToken: (name = 'test') => token(`service:${name}`, { roles: [ROLE_SERVICE], sid: 'service' }),
     sign,
     publicJwk,
-    verifier: createLocalVerifier({ issuer: TEST_ISSUER, audience: TEST_AUDIENCE, keys: () => ({ keys: [publicJwk] }) }),
+    verifier: createLocalVerifier({
+      issuer: TEST_ISSUER,
+      audience: TEST_AUDIENCE,
+      keys: () => ({ keys: [publicJwk] }),
+    }),
   };
 }

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { openSqliteDatabase } from '@aiva/shared';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteUserStore } from '../src/store/sqlite.js';
 import { createdEvent, makeUser, updatedEvent, userStoreContract } from './user.store.contract.js';
@@ -60,7 +60,7 @@ describe('SQLite user store', () => {
     const store = openSqliteUserStore({ file });
     await store.close();
 
-    const db = new Database(file, { readonly: true });
+    const db = openSqliteDatabase(file, { readonly: true });
     try {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal'); // persistent in the file
       expect(db.pragma('user_version', { simple: true })).toBe(1);

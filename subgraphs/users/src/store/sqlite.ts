@@ -1,7 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type AivaEvent, conflict } from '@aiva/shared';
-import Database from 'better-sqlite3';
+import { type AivaEvent, conflict, openSqliteDatabase, type SqliteDatabase } from '@aiva/shared';
 import type { UserPage, UserPatch, UserRecord, UserStore } from './user.store.js';
 
 export interface SqliteUserStoreOptions {
@@ -111,7 +110,7 @@ function mapUniqueViolation(error: unknown): unknown {
   return error;
 }
 
-function migrate(db: Database.Database): void {
+function migrate(db: SqliteDatabase): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
     throw new Error(
@@ -133,7 +132,7 @@ export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore 
   const inMemory = file === ':memory:' || file === '';
   if (!inMemory) mkdirSync(dirname(file), { recursive: true });
 
-  const db = new Database(file);
+  const db = openSqliteDatabase(file);
   try {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.pragma('journal_mode = WAL'); // stays 'memory' for in-memory databases
