@@ -1,0 +1,2 @@
+export { type AuthApp, type AuthAppOptions, authTypeDefs, createAuthApp, JWKS_PATH } from './auth.app.js';
+export { type AuthConfig, authEnvSchema } from './config.js';

@@ -1,0 +1,136 @@
+import { type Logger, unauthenticated, uuidv7 } from '@aiva/shared';
+import { formatRefreshToken, hashSecret, parseRefreshToken, randomSecret, sameHash } from './secret-token.js';
+import type { KeyRing } from './signing-keys.js';
+import type { AccountRecord } from './store/account.store.js';
+import type { SessionRecord, SessionStore } from './store/session.store.js';
+
+export interface IssuedTokens {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+  userId: string;
+}
+
+export interface ClientInfo {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+const INVALID_REFRESH = 'Invalid or expired refresh token';
+
+/**
+ * Session rules: a session is one refresh-token family. Access tokens are short JWTs; refresh tokens are opaque,
+ * stored only hashed, rotated on every use; reuse of a rotated token revokes the family (RFC 9700 §4.14.2).
+ */
+export class SessionService {
+  constructor(
+    private readonly sessions: SessionStore,
+    private readonly keys: KeyRing,
+    private readonly options: { refreshTtlDays: number; logger: Logger; now?: () => Date },
+  ) {}
+
+  private now(): Date {
+    return this.options.now?.() ?? new Date();
+  }
+
+  /** Starts a session for an account that just proved who it is. */
+  async start(account: AccountRecord, client: ClientInfo): Promise<IssuedTokens> {
+    const now = this.now();
+    const secret = randomSecret();
+    const session: SessionRecord = {
+      id: uuidv7(now.getTime()),
+      userId: account.id,
+      tokenHash: hashSecret(secret),
+      previousHashes: [],
+      createdAt: now,
+      lastUsedAt: now,
+      expiresAt: new Date(now.getTime() + this.options.refreshTtlDays * 86_400_000),
+      revokedAt: null,
+      revokedReason: null,
+      userAgent: client.userAgent?.slice(0, 256) ?? null,
+      ip: client.ip,
+    };
+    await this.sessions.create(session);
+    return this.tokensFor(account, session.id, secret);
+  }
+
+  /**
+   * Exchanges a refresh token for new tokens, rotating the secret. `accountOf` reloads the account so new access
+   * tokens carry current roles (and a deleted account cannot refresh).
+   */
+  async refresh(
+    refreshToken: string,
+    accountOf: (id: string) => Promise<AccountRecord | null>,
+  ): Promise<IssuedTokens> {
+    const parsed = parseRefreshToken(refreshToken);
+    if (!parsed) throw unauthenticated(INVALID_REFRESH);
+    const now = this.now();
+    const session = await this.sessions.get(parsed.sessionId);
+    if (!session || session.revokedAt || session.expiresAt <= now) throw unauthenticated(INVALID_REFRESH);
+    const presented = hashSecret(parsed.secret);
+    if (!sameHash(presented, session.tokenHash)) {
+      if (session.previousHashes.some((old) => sameHash(old, presented))) await this.revokeForReuse(session);
+      throw unauthenticated(INVALID_REFRESH);
+    }
+    const account = await accountOf(session.userId);
+    if (!account) {
+      await this.sessions.revoke(session.id, 'account_removed', now);
+      throw unauthenticated(INVALID_REFRESH);
+    }
+    const secret = randomSecret();
+    const rotated = await this.sessions.rotate(session.id, presented, hashSecret(secret), now);
+    // Losing the compare-and-set means the same token was used twice at once: that is reuse too.
+    if (!rotated) {
+      await this.revokeForReuse(session);
+      throw unauthenticated(INVALID_REFRESH);
+    }
+    return this.tokensFor(account, session.id, secret);
+  }
+
+  /** Ends the session a refresh token belongs to, when the token is its current one. */
+  async endByRefreshToken(refreshToken: string): Promise<boolean> {
+    const parsed = parseRefreshToken(refreshToken);
+    if (!parsed) throw unauthenticated(INVALID_REFRESH);
+    const session = await this.sessions.get(parsed.sessionId);
+    if (!session || !sameHash(hashSecret(parsed.secret), session.tokenHash))
+      throw unauthenticated(INVALID_REFRESH);
+    return this.sessions.revoke(session.id, 'signed_out', this.now());
+  }
+
+  /** Ends one of the user's own sessions. */
+  async end(userId: string, sessionId: string): Promise<boolean> {
+    const session = await this.sessions.get(sessionId);
+    if (!session || session.userId !== userId) return false;
+    return this.sessions.revoke(sessionId, 'signed_out', this.now());
+  }
+
+  endAll(userId: string, reason: string, exceptSessionId?: string): Promise<number> {
+    return this.sessions.revokeAllForUser(userId, reason, this.now(), exceptSessionId);
+  }
+
+  listActive(userId: string): Promise<SessionRecord[]> {
+    return this.sessions.listActiveForUser(userId, this.now());
+  }
+
+  private async revokeForReuse(session: SessionRecord): Promise<void> {
+    this.options.logger.warn(
+      { sessionId: session.id, userId: session.userId },
+      'refresh token reuse: session revoked',
+    );
+    await this.sessions.revoke(session.id, 'refresh_token_reuse', this.now());
+  }
+
+  private async tokensFor(account: AccountRecord, sessionId: string, secret: string): Promise<IssuedTokens> {
+    const { token, expiresIn } = await this.keys.sign({
+      sub: account.id,
+      sid: sessionId,
+      roles: account.roles,
+    });
+    return {
+      accessToken: token,
+      refreshToken: formatRefreshToken(sessionId, secret),
+      expiresIn,
+      userId: account.id,
+    };
+  }
+}

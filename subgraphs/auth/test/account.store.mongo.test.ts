@@ -1,0 +1,97 @@
+import { randomBytes } from 'node:crypto';
+import { AivaError } from '@aiva/shared';
+import mongoose from 'mongoose';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  connectMongoAccountStore,
+  isTransactionsUnsupported,
+  mapDuplicateKey,
+} from '../src/store/account-mongo.js';
+import { accountStoreContract } from './account.store.contract.js';
+
+// There is no MongoDB server unless MONGODB_URL points at one.
+const url = process.env.MONGODB_URL;
+if (!url) console.warn('MONGODB_URL is not set: skipping the MongoDB account store contract');
+
+/** Every store gets its own database; all are dropped when the file is done. */
+const runId = `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+const dbNames: string[] = [];
+
+describe.skipIf(!url)('MongoDB account store', () => {
+  afterAll(async () => {
+    if (!url || dbNames.length === 0) return;
+    const admin = await mongoose.createConnection(url).asPromise();
+    try {
+      for (const name of dbNames) await admin.useDb(name, { useCache: false }).dropDatabase();
+    } finally {
+      await admin.close();
+    }
+  });
+
+  accountStoreContract('mongo', async () => {
+    const dbName = `aiva_auth_test_${runId}_${dbNames.length + 1}`;
+    dbNames.push(dbName);
+    return connectMongoAccountStore({ url: url as string, dbName });
+  });
+});
+
+// Server-free checks of the adapter's error handling, against the driver's real error class.
+describe('MongoDB account store error mapping', () => {
+  const { MongoServerError } = mongoose.mongo;
+  const dup = (collection: string, index: string, key: Record<string, unknown>) =>
+    new MongoServerError({
+      message: `E11000 duplicate key error collection: aiva.${collection} index: ${index} dup key: ${JSON.stringify(key)}`,
+      code: 11000,
+      keyPattern: Object.fromEntries(Object.keys(key).map((k) => [k, 1])),
+      keyValue: key,
+    });
+
+  it('maps unique violations on accounts to CONFLICT with the field', () => {
+    const email = mapDuplicateKey(dup('accounts', 'accounts_email_unique', { email: 'a@b.c' }));
+    expect(email).toBeInstanceOf(AivaError);
+    expect(email).toMatchObject({ extensions: { code: 'CONFLICT', field: 'email' } });
+    expect(mapDuplicateKey(dup('accounts', '_id_', { _id: 'x' }))).toMatchObject({
+      extensions: { code: 'CONFLICT', field: 'id' },
+    });
+  });
+
+  it('falls back to the index name when the error has no keyPattern', () => {
+    const error = new MongoServerError({
+      message:
+        'E11000 duplicate key error collection: aiva.accounts index: accounts_email_unique dup key: { }',
+      code: 11000,
+    });
+    expect(mapDuplicateKey(error)).toMatchObject({ extensions: { field: 'email' } });
+  });
+
+  it('leaves other errors alone, including duplicate token hashes and event ids', () => {
+    const outbox = dup('outbox', '_id_', { _id: 'event' });
+    expect(mapDuplicateKey(outbox)).toBe(outbox);
+    const token = dup('one_time_tokens', '_id_', { _id: 'hash' });
+    expect(mapDuplicateKey(token)).toBe(token);
+    const other = new MongoServerError({ message: 'boom', code: 2 });
+    expect(mapDuplicateKey(other)).toBe(other);
+    expect(mapDuplicateKey('text')).toBe('text');
+  });
+
+  it('recognises the standalone server refusing transactions', () => {
+    const standalone = new MongoServerError({
+      message: 'Transaction numbers are only allowed on a replica set member or mongos',
+      code: 20,
+      codeName: 'IllegalOperation',
+    });
+    expect(isTransactionsUnsupported(standalone)).toBe(true);
+    expect(
+      isTransactionsUnsupported(new MongoServerError({ message: 'E11000 duplicate key', code: 11000 })),
+    ).toBe(false);
+    expect(isTransactionsUnsupported(new Error('network'))).toBe(false);
+  });
+
+  it('rejects when no server answers', async () => {
+    await expect(
+      connectMongoAccountStore({
+        url: 'mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200&connectTimeoutMS=200',
+      }),
+    ).rejects.toThrow();
+  });
+});
