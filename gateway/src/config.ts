@@ -1,7 +1,8 @@
-import { commonEnvSchema, DEFAULT_BODY_LIMIT_BYTES, env } from '@aiva/shared';
+import { commonEnvSchema, DEFAULT_BODY_LIMIT_BYTES, env, tokenEnvSchema } from '@aiva/shared';
 import { z } from 'zod';
 
 export const gatewayEnvSchema = commonEnvSchema.extend({
+  ...tokenEnvSchema.shape,
   GATEWAY_PORT: env.port(3000),
   /** The composed supergraph to serve; default: supergraph.graphql at the repository root. */
   SUPERGRAPH_PATH: z.string().optional(),
@@ -13,6 +14,15 @@ export const gatewayEnvSchema = commonEnvSchema.extend({
   SUBGRAPH_TIMEOUT_MS: env.positiveInt(10_000),
   /** How long an automatic persisted query stays registered, in seconds. */
   APQ_TTL_SECONDS: env.positiveInt(24 * 60 * 60),
+  /**
+   * Comma-separated addresses or CIDRs of the proxies in front of the gateway whose X-Forwarded-For is
+   * believed (e.g. `10.0.0.0/8`); empty for none: the client is the peer of the TCP connection.
+   */
+  TRUST_PROXY: env.list(''),
+  /** Requests per window allowed to one client (a signed-in user, else an IP address); 0 turns limiting off. */
+  RATE_LIMIT_MAX: z.coerce.number().int().min(0).default(600),
+  /** The rate limit window, in seconds. */
+  RATE_LIMIT_WINDOW_SECONDS: env.positiveInt(60),
 });
 export type GatewayConfig = z.infer<typeof gatewayEnvSchema>;
 

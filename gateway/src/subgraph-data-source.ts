@@ -13,7 +13,12 @@ export function keepAliveFetcher(timeoutMs: number): Fetcher {
     fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) })) as unknown as Fetcher;
 }
 
-/** Passes the caller's `authorization` (subgraphs verify it again) and the request id on to subgraphs. */
+/**
+ * Passes the caller's `authorization` (subgraphs verify it again), the request id and the client's address on
+ * to subgraphs. `x-forwarded-for` is set, never relayed: it is the address the gateway determined
+ * (`request.ip`, which believes a client's X-Forwarded-For only from TRUST_PROXY), so subgraphs that trust
+ * the gateway can rate-limit per client.
+ */
 export class SubgraphDataSource extends RemoteGraphQLDataSource<RequestContext> {
   /** The subgraph's name in the supergraph. */
   readonly name: string;
@@ -31,6 +36,8 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<RequestContext> 
     if (!headers || !context) return;
     if (context.authorization) headers.set('authorization', context.authorization);
     if (context.requestId) headers.set('x-request-id', context.requestId);
+    if (context.ip) headers.set('x-forwarded-for', context.ip);
+    else headers.delete('x-forwarded-for');
   }
 
   /**

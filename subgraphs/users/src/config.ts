@@ -1,7 +1,7 @@
-import { commonEnvSchema, env } from '@aiva/shared';
+import { commonEnvSchema, env, tokenEnvSchema } from '@aiva/shared';
 import { z } from 'zod';
 
-export const usersEnvSchema = commonEnvSchema.extend({
+export const usersEnvSchema = commonEnvSchema.extend(tokenEnvSchema.shape).extend({
   USERS_PORT: env.port(3001),
   /** SQLite file of the embedded store; default `<DATA_DIR>/users.sqlite`. */
   USERS_DB_FILE: z.string().optional(),

@@ -1,4 +1,12 @@
-import { parseInput, type RequestContext } from '@aiva/shared';
+import {
+  parseInput,
+  type RequestContext,
+  ROLE_ADMIN,
+  ROLE_SERVICE,
+  requireRole,
+  requireSelfOrAdmin,
+  type ViewerContext,
+} from '@aiva/shared';
 import DataLoader from 'dataloader';
 import { z } from 'zod';
 import type { UserRecord } from './store/user.store.js';
@@ -6,7 +14,7 @@ import { decodeCursor, encodeCursor } from './user.cursor.js';
 import { createUserInput, pageSize, updateUserInput, userId } from './user.input.js';
 import type { UserService } from './user.service.js';
 
-export interface UsersContext extends RequestContext {
+export interface UsersContext extends RequestContext, ViewerContext {
   /** Batches `_entities` lookups: one store query per request, whatever the number of representations. */
   userLoader: DataLoader<string, UserRecord | null>;
 }
@@ -26,7 +34,8 @@ export function createResolvers(service: UserService) {
         const { id } = parseInput(idArg, args);
         return ctx.userLoader.load(id);
       },
-      users: async (_: unknown, args: unknown) => {
+      users: async (_: unknown, args: unknown, ctx: UsersContext) => {
+        requireRole(ctx, ROLE_ADMIN);
         const { first, after } = parseInput(listArgs, args);
         const afterId = after ? decodeCursor(after) : undefined;
         const page = await service.list(first, afterId);
@@ -40,13 +49,22 @@ export function createResolvers(service: UserService) {
       },
     },
     Mutation: {
-      createUser: (_: unknown, args: { input: unknown }) =>
-        service.create(parseInput(createUserInput, args.input)),
-      updateUser: (_: unknown, args: { id: unknown; input: unknown }) => {
+      // Admins, and auth creating the profile of a person signing up.
+      createUser: (_: unknown, args: { input: unknown }, ctx: UsersContext) => {
+        requireRole(ctx, ROLE_ADMIN, ROLE_SERVICE);
+        return service.create(parseInput(createUserInput, args.input));
+      },
+      updateUser: (_: unknown, args: { id: unknown; input: unknown }, ctx: UsersContext) => {
         const { id } = parseInput(idArg, { id: args.id });
+        requireSelfOrAdmin(ctx, id);
         return service.update(id, parseInput(updateUserInput, args.input));
       },
-      deleteUser: (_: unknown, args: unknown) => service.delete(parseInput(idArg, args).id),
+      // The person themself, admins, and auth undoing a sign-up that failed half-way.
+      deleteUser: (_: unknown, args: unknown, ctx: UsersContext) => {
+        const { id } = parseInput(idArg, args);
+        if (ctx.viewer?.kind !== 'service') requireSelfOrAdmin(ctx, id);
+        return service.delete(id);
+      },
     },
     User: {
       __resolveReference: (reference: { id: string }, ctx: UsersContext) => ctx.userLoader.load(reference.id),

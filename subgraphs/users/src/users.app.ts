@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  type AccessTokenVerifier,
   createEventBus,
   createLogger,
+  createRemoteVerifier,
   createSubgraphServer,
   type EventBus,
   type GraphQLHttpServer,
@@ -35,6 +37,8 @@ export interface UsersAppOptions {
   bus?: EventBus;
   /** An existing store (tests); otherwise MongoDB when MONGODB_URL is set, else SQLite under DATA_DIR. */
   store?: UserStore;
+  /** Access-token verification; default: auth's JWKS at AUTH_JWKS_URL. */
+  verifier?: AccessTokenVerifier;
 }
 
 export async function openUserStore(config: UsersConfig): Promise<UserStore> {
@@ -63,6 +67,13 @@ export async function createUsersApp(options: UsersAppOptions): Promise<UsersApp
     logger,
     typeDefs: usersTypeDefs,
     resolvers: createResolvers(service),
+    auth:
+      options.verifier ??
+      createRemoteVerifier({
+        jwksUrl: config.AUTH_JWKS_URL,
+        issuer: config.AUTH_ISSUER,
+        audience: config.AUTH_AUDIENCE,
+      }),
     context: (base) => ({ ...base, userLoader: createUserLoader(service) }),
     readiness: [
       { name: 'store', check: () => store.ping() },

@@ -9,13 +9,15 @@ import {
   loadConfig,
   type NatsBus,
 } from '@aiva/shared';
-import { describeInfra } from '@aiva/shared/testing';
+import { createTestTokenIssuer, describeInfra } from '@aiva/shared/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { usersEnvSchema } from '../src/config.js';
 import { openSqliteUserStore } from '../src/store/sqlite.js';
 import { createUsersApp, type UsersApp } from '../src/users.app.js';
 
 const logger = createLogger('users-events-test', { level: 'silent' });
+const tokens = await createTestTokenIssuer();
+const adminToken = await tokens.adminToken();
 const TYPES: EventType[] = [
   'aiva.users.user.created.v1',
   'aiva.users.user.updated.v1',
@@ -25,7 +27,7 @@ const TYPES: EventType[] = [
 async function post(url: string, query: string, variables: Record<string, unknown> = {}) {
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
     body: JSON.stringify({ query, variables }),
   });
   return (await response.json()) as { data?: Record<string, { id?: string } | boolean>; errors?: unknown[] };
@@ -69,7 +71,13 @@ function usersEventsSuite(
         });
       }
       const config = loadConfig(usersEnvSchema, { USERS_PORT: '0', LOG_LEVEL: 'silent' });
-      app = await createUsersApp({ config, logger, bus, store: openSqliteUserStore({ file: ':memory:' }) });
+      app = await createUsersApp({
+        config,
+        logger,
+        bus,
+        store: openSqliteUserStore({ file: ':memory:' }),
+        verifier: tokens.verifier,
+      });
       url = `${await app.listen()}/graphql`;
     });
 
