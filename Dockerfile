@@ -8,6 +8,7 @@ COPY shared/package.json shared/
 COPY gateway/package.json gateway/
 COPY orchestrator/package.json orchestrator/
 COPY subgraphs/users/package.json subgraphs/users/
+COPY subgraphs/auth/package.json subgraphs/auth/
 RUN pnpm install --frozen-lockfile
 COPY . .
 RUN pnpm build

@@ -4,11 +4,15 @@ import { join } from 'node:path';
 import { createGatewayApp, gatewayEnvSchema } from '@aiva/gateway';
 import { createLogger, createMemoryBus, loadConfig } from '@aiva/shared';
 import { createUsersApp, openSqliteUserStore, usersEnvSchema } from '@aiva/users';
+import { launchStack } from '../src/launch/launcher.js';
 
 /**
  * One process of the system under benchmark, on a free port:
- *   bench-stack.ts users            the users subgraph on a SQLite file (the embedded default), seeded
+ *   bench-stack.ts users            the users subgraph on a SQLite file (the embedded default), seeded with
+ *                                   BENCH_ADMIN_TOKEN's rights
  *   bench-stack.ts gateway <url>    the gateway in front of the users subgraph at <url>
+ *   bench-stack.ts stack            all of AIVA (auth, users, gateway) as `pnpm start` runs it, on a fresh DATA_DIR
+ * Tokens are verified against AUTH_JWKS_URL. Rate limits are off: one load generator is one client.
  * Prints one JSON line `{ "url": ... }` once ready; stops on SIGTERM.
  */
 const [role, usersUrl] = process.argv.slice(2);
@@ -18,7 +22,7 @@ const logger = createLogger(`bench-${role}`, { level: 'warn', destination: proce
 async function startUsers() {
   const dir = mkdtempSync(join(tmpdir(), 'aiva-bench-'));
   const app = await createUsersApp({
-    config: loadConfig(usersEnvSchema, { USERS_PORT: '0', LOG_LEVEL: 'warn' }),
+    config: loadConfig(usersEnvSchema, { ...process.env, USERS_PORT: '0', LOG_LEVEL: 'warn' }),
     logger,
     bus: createMemoryBus(),
     store: openSqliteUserStore({ file: join(dir, 'users.sqlite') }),
@@ -27,7 +31,10 @@ async function startUsers() {
   for (let i = 0; i < seedUsers; i++) {
     const response = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${process.env.BENCH_ADMIN_TOKEN}`,
+      },
       body: JSON.stringify({
         query: 'mutation($input: CreateUserInput!) { createUser(input: $input) { id } }',
         variables: {
@@ -53,18 +60,55 @@ async function startUsers() {
 
 async function startGateway(subgraphUrl: string) {
   const app = await createGatewayApp({
-    config: loadConfig(gatewayEnvSchema, { GATEWAY_PORT: '0', LOG_LEVEL: 'warn' }),
+    // One load generator on one IP: the per-client rate limit is off for the measurement.
+    config: loadConfig(gatewayEnvSchema, {
+      ...process.env,
+      GATEWAY_PORT: '0',
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_MAX: '0',
+    }),
     logger,
     subgraphUrls: { users: subgraphUrl },
   });
   return { url: `${await app.listen()}/graphql`, stop: () => app.close() };
 }
 
-if (role !== 'users' && !(role === 'gateway' && usersUrl)) {
-  process.stderr.write('usage: bench-stack.ts users | gateway <users-url>\n');
+async function startStack() {
+  const dir = mkdtempSync(join(tmpdir(), 'aiva-bench-'));
+  const stack = await launchStack({
+    logger,
+    env: {
+      ...process.env,
+      DATA_DIR: dir,
+      LOG_LEVEL: 'warn',
+      AUTH_PORT: '0',
+      USERS_PORT: '0',
+      GATEWAY_PORT: '0',
+      RATE_LIMIT_MAX: '0',
+      SIGNIN_MAX_FAILURES_PER_IP: '1000000',
+    },
+  });
+  return {
+    url: stack.gatewayUrl,
+    stop: async () => {
+      await stack.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const running =
+  role === 'users'
+    ? await startUsers()
+    : role === 'gateway' && usersUrl
+      ? await startGateway(usersUrl)
+      : role === 'stack'
+        ? await startStack()
+        : undefined;
+if (!running) {
+  process.stderr.write('usage: bench-stack.ts users | gateway <users-url> | stack\n');
   process.exit(2);
 }
-const running = role === 'users' ? await startUsers() : await startGateway(usersUrl!);
 process.stdout.write(`${JSON.stringify({ url: running.url })}\n`);
 process.once('SIGTERM', async () => {
   await running.stop();

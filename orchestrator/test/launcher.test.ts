@@ -3,27 +3,30 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { launchStack } from '../src/launch/launcher.js';
-import { graphql, silentLogger } from './helpers/stack.js';
+import { bearer, graphql, silentLogger } from './helpers/stack.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'aiva-launch-'));
-const env = { USERS_PORT: '0', GATEWAY_PORT: '0', DATA_DIR: dataDir, LOG_LEVEL: 'silent' };
+const env = { AUTH_PORT: '0', USERS_PORT: '0', GATEWAY_PORT: '0', DATA_DIR: dataDir, LOG_LEVEL: 'silent' };
+const ME = '{ me { id email username firstName } }';
 
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 describe('launchStack (pnpm start)', () => {
-  it('runs users and the gateway in one process on the embedded defaults, and data survives a restart', async () => {
+  it('runs auth, users and the gateway in one process on the embedded defaults; data and keys survive a restart', async () => {
     const first = await launchStack({ env, logger: silentLogger });
+    let accessToken: string;
     let id: string;
     try {
       expect(first.gatewayUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/graphql$/);
-      const created = await graphql<{ createUser: { id: string } }>(
+      const signedUp = await graphql<{ signUp: { accessToken: string; user: { id: string } } }>(
         first.gatewayUrl,
-        'mutation { createUser(input: { email: "persist@example.test", username: "persist", firstName: "P", lastName: "Q" }) { id } }',
+        'mutation { signUp(input: { email: "persist@example.test", password: "a long password", username: "persist", firstName: "P", lastName: "Q" }) { accessToken user { id } } }',
       );
-      expect(created.body.errors).toBeUndefined();
-      id = created.body.data!.createUser.id;
+      expect(signedUp.body.errors).toBeUndefined();
+      ({ accessToken } = signedUp.body.data!.signUp);
+      id = signedUp.body.data!.signUp.user.id;
       const ready = await fetch(first.gatewayUrl.replace('/graphql', '/ready'));
-      expect(ready.status).toBe(200);
+      expect(await ready.json()).toMatchObject({ status: 'ready', checks: { auth: 'up', users: 'up' } });
     } finally {
       await first.stop();
     }
@@ -32,12 +35,24 @@ describe('launchStack (pnpm start)', () => {
 
     const second = await launchStack({ env, logger: silentLogger });
     try {
-      const read = await graphql<{ user: { email: string } | null }>(
+      // The signing key persisted: the token from before the restart still verifies, and the profile is there.
+      const me = await graphql<{ me: { id: string; email: string } | null }>(
         second.gatewayUrl,
-        'query($id: ID!) { user(id: $id) { email } }',
-        { id },
+        ME,
+        {},
+        bearer(accessToken),
       );
-      expect(read.body.data?.user?.email).toBe('persist@example.test');
+      expect(me.body.data?.me).toEqual({
+        id,
+        email: 'persist@example.test',
+        username: 'persist',
+        firstName: 'P',
+      });
+      const signIn = await graphql(
+        second.gatewayUrl,
+        'mutation { signIn(input: { email: "persist@example.test", password: "a long password" }) { user { id } } }',
+      );
+      expect(signIn.body).toEqual({ data: { signIn: { user: { id } } } });
     } finally {
       await second.stop();
     }

@@ -1,12 +1,15 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
+  adminGraphql,
+  bearer,
   type GatewayUnderTest,
   graphql,
   postsTypeDefs,
   startGateway,
   startPosts,
   startUsers,
+  tokens,
   type UsersUnderTest,
   usersTypeDefs,
 } from './helpers/stack.js';
@@ -45,13 +48,15 @@ function newUserInput(overrides: Record<string, unknown> = {}) {
 }
 
 async function createUser(overrides: Record<string, unknown> = {}) {
-  const result = await graphql<{ createUser: User }>(gateway.url, CREATE, { input: newUserInput(overrides) });
+  const result = await adminGraphql<{ createUser: User }>(gateway.url, CREATE, {
+    input: newUserInput(overrides),
+  });
   expect(result.body.errors).toBeUndefined();
   return result.body.data!.createUser;
 }
 
 async function totalCount(): Promise<number> {
-  const result = await graphql<{ users: { totalCount: number } }>(
+  const result = await adminGraphql<{ users: { totalCount: number } }>(
     gateway.url,
     '{ users(first: 1) { totalCount } }',
   );
@@ -82,7 +87,7 @@ describe('users through the gateway', () => {
     expect(created.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(created.displayName).toBe('Ada Lovelace');
     expect(new Date(created.createdAt).toISOString()).toBe(created.createdAt);
-    const read = await graphql<{ user: User }>(
+    const read = await adminGraphql<{ user: User }>(
       gateway.url,
       'query($id: ID!) { user(id: $id) { id email username } }',
       {
@@ -97,7 +102,7 @@ describe('users through the gateway', () => {
   });
 
   it('returns null for an unknown id', async () => {
-    const read = await graphql(gateway.url, 'query($id: ID!) { user(id: $id) { id } }', {
+    const read = await adminGraphql(gateway.url, 'query($id: ID!) { user(id: $id) { id } }', {
       id: '01890000-0000-7000-8000-000000000000',
     });
     expect(read.body).toEqual({ data: { user: null } });
@@ -105,7 +110,7 @@ describe('users through the gateway', () => {
 
   it('updates only the given fields', async () => {
     const created = await createUser();
-    const result = await graphql<{ updateUser: User & { firstName: string; lastName: string } }>(
+    const result = await adminGraphql<{ updateUser: User & { firstName: string; lastName: string } }>(
       gateway.url,
       'mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { id email firstName lastName displayName updatedAt } }',
       { id: created.id, input: { firstName: 'Grace', displayName: 'Amazing Grace' } },
@@ -122,11 +127,13 @@ describe('users through the gateway', () => {
 
   it('deletes a user', async () => {
     const created = await createUser();
-    const deleted = await graphql(gateway.url, 'mutation($id: ID!) { deleteUser(id: $id) }', {
+    const deleted = await adminGraphql(gateway.url, 'mutation($id: ID!) { deleteUser(id: $id) }', {
       id: created.id,
     });
     expect(deleted.body).toEqual({ data: { deleteUser: true } });
-    const read = await graphql(gateway.url, 'query($id: ID!) { user(id: $id) { id } }', { id: created.id });
+    const read = await adminGraphql(gateway.url, 'query($id: ID!) { user(id: $id) { id } }', {
+      id: created.id,
+    });
     expect(read.body).toEqual({ data: { user: null } });
   });
 
@@ -147,7 +154,7 @@ describe('users through the gateway', () => {
             };
           }>
         >
-      > = await graphql(gateway.url, LIST, { first: 2, after });
+      > = await adminGraphql(gateway.url, LIST, { first: 2, after });
       const connection = page.body.data!.users;
       expect(connection.totalCount).toBe(total);
       expect(connection.edges.length).toBeLessThanOrEqual(2);
@@ -167,7 +174,7 @@ describe('users through the gateway', () => {
     authorIds = [a.id, b.id, a.id, '01890000-0000-7000-8000-00000000dead'];
     const findByIds = vi.spyOn(users.store, 'findByIds');
     try {
-      const result = await graphql<{
+      const result = await adminGraphql<{
         posts: Array<{ id: string; author: { email: string; displayName: string } | null }>;
       }>(gateway.url, '{ posts { id author { email displayName } } }');
       const got = result.body.data?.posts ?? [];
@@ -196,6 +203,89 @@ describe('users through the gateway', () => {
   });
 });
 
+describe('who may do what (tokens verified by users and the gateway)', () => {
+  const UPDATE =
+    'mutation($id: ID!) { updateUser(id: $id, input: { firstName: "Changed" }) { id firstName } }';
+
+  it('refuses createUser without a token (UNAUTHENTICATED) and for a plain user (FORBIDDEN)', async () => {
+    const anonymous = await graphql(gateway.url, CREATE, { input: newUserInput() });
+    expect(anonymous.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    const plain = await graphql(
+      gateway.url,
+      CREATE,
+      { input: newUserInput() },
+      bearer(await tokens.token(crypto.randomUUID())),
+    );
+    expect(plain.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+  });
+
+  it('lets the auth service create profiles', async () => {
+    const result = await graphql(
+      gateway.url,
+      CREATE,
+      { input: newUserInput() },
+      bearer(await tokens.serviceToken('auth')),
+    );
+    expect(result.body.errors).toBeUndefined();
+  });
+
+  it('lists users for admins only', async () => {
+    const plain = await graphql(
+      gateway.url,
+      LIST,
+      { first: 1 },
+      bearer(await tokens.token(crypto.randomUUID())),
+    );
+    expect(plain.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect((await adminGraphql(gateway.url, LIST, { first: 1 })).body.errors).toBeUndefined();
+  });
+
+  it('lets people update and delete themselves, not others', async () => {
+    const me = await createUser();
+    const other = await createUser();
+    const myHeaders = bearer(await tokens.token(me.id));
+    const own = await graphql(gateway.url, UPDATE, { id: me.id }, myHeaders);
+    expect(own.body.data).toEqual({ updateUser: { id: me.id, firstName: 'Changed' } });
+    const theirs = await graphql(gateway.url, UPDATE, { id: other.id }, myHeaders);
+    expect(theirs.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    const deleteOther = await graphql(
+      gateway.url,
+      'mutation($id: ID!) { deleteUser(id: $id) }',
+      { id: other.id },
+      myHeaders,
+    );
+    expect(deleteOther.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    const read = await adminGraphql<{ user: { firstName: string } | null }>(
+      gateway.url,
+      'query($id: ID!) { user(id: $id) { firstName } }',
+      { id: other.id },
+    );
+    expect(read.body.data?.user?.firstName).toBe('Ada');
+    const deleteSelf = await graphql(
+      gateway.url,
+      'mutation($id: ID!) { deleteUser(id: $id) }',
+      { id: me.id },
+      myHeaders,
+    );
+    expect(deleteSelf.body.data).toEqual({ deleteUser: true });
+  });
+
+  it('rejects a bad token at the subgraph too (no trust in the caller)', async () => {
+    const forged = await tokens.sign({
+      sub: 'x',
+      sid: 's',
+      roles: ['admin'],
+      iss: 'someone-else',
+      aud: 'aiva',
+      exp: Math.floor(Date.now() / 1000) + 60,
+      iat: Math.floor(Date.now() / 1000),
+    });
+    const direct = await graphql(users.url, CREATE, { input: newUserInput() }, bearer(forged));
+    expect(direct.status).toBe(401);
+    expect(direct.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+});
+
 describe('bad input through the gateway', () => {
   const cases: Array<[string, Record<string, unknown>, string]> = [
     ['an invalid email', { email: 'not-an-email' }, 'email'],
@@ -207,7 +297,7 @@ describe('bad input through the gateway', () => {
   for (const [what, overrides, field] of cases) {
     it(`rejects ${what} with BAD_USER_INPUT naming ${field}, writing nothing`, async () => {
       const before = await totalCount();
-      const result = await graphql(gateway.url, CREATE, { input: newUserInput(overrides) });
+      const result = await adminGraphql(gateway.url, CREATE, { input: newUserInput(overrides) });
       expect(result.body.data).toBeNull();
       expect(result.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
       expect(await totalCount()).toBe(before);
@@ -217,7 +307,7 @@ describe('bad input through the gateway', () => {
   it('rejects a duplicate email (any case) with CONFLICT on email', async () => {
     const existing = await createUser();
     const before = await totalCount();
-    const result = await graphql(gateway.url, CREATE, {
+    const result = await adminGraphql(gateway.url, CREATE, {
       input: newUserInput({ email: existing.email.toUpperCase() }),
     });
     expect(result.body.errors?.[0]?.extensions).toMatchObject({ code: 'CONFLICT', field: 'email' });
@@ -226,7 +316,7 @@ describe('bad input through the gateway', () => {
 
   it('rejects a duplicate username with CONFLICT on username', async () => {
     const existing = await createUser();
-    const result = await graphql(gateway.url, CREATE, {
+    const result = await adminGraphql(gateway.url, CREATE, {
       input: newUserInput({ username: existing.username }),
     });
     expect(result.body.errors?.[0]?.extensions).toMatchObject({ code: 'CONFLICT', field: 'username' });
@@ -235,57 +325,61 @@ describe('bad input through the gateway', () => {
   it('rejects an update into a taken email, leaving the user unchanged', async () => {
     const a = await createUser();
     const b = await createUser();
-    const result = await graphql(
+    const result = await adminGraphql(
       gateway.url,
       'mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { id } }',
       { id: b.id, input: { email: a.email } },
     );
     expect(result.body.errors?.[0]?.extensions).toMatchObject({ code: 'CONFLICT', field: 'email' });
-    const read = await graphql<{ user: User }>(gateway.url, 'query($id: ID!) { user(id: $id) { email } }', {
-      id: b.id,
-    });
+    const read = await adminGraphql<{ user: User }>(
+      gateway.url,
+      'query($id: ID!) { user(id: $id) { email } }',
+      {
+        id: b.id,
+      },
+    );
     expect(read.body.data?.user.email).toBe(b.email);
   });
 
   it('answers NOT_FOUND for updating or deleting an unknown id', async () => {
     const id = '01890000-0000-7000-8000-000000000001';
-    const update = await graphql(
+    const update = await adminGraphql(
       gateway.url,
       'mutation($id: ID!) { updateUser(id: $id, input: { firstName: "X" }) { id } }',
       { id },
     );
     expect(update.body.errors?.[0]?.extensions).toMatchObject({ code: 'NOT_FOUND', field: 'id' });
-    const remove = await graphql(gateway.url, 'mutation($id: ID!) { deleteUser(id: $id) }', { id });
+    const remove = await adminGraphql(gateway.url, 'mutation($id: ID!) { deleteUser(id: $id) }', { id });
     expect(remove.body.errors?.[0]?.extensions).toMatchObject({ code: 'NOT_FOUND', field: 'id' });
   });
 
   it('rejects a malformed id with BAD_USER_INPUT', async () => {
-    const result = await graphql(gateway.url, '{ user(id: "42") { id } }');
+    const result = await adminGraphql(gateway.url, '{ user(id: "42") { id } }');
     expect(result.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'id' });
   });
 
   for (const first of [0, -1, 101]) {
     it(`rejects first: ${first} with BAD_USER_INPUT on first`, async () => {
-      const result = await graphql(gateway.url, LIST, { first });
+      const result = await adminGraphql(gateway.url, LIST, { first });
       expect(result.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'first' });
     });
   }
 
   for (const after of ['garbage', Buffer.from('u:not-a-uuid').toString('base64url'), '!!!']) {
     it(`rejects the cursor ${JSON.stringify(after)} with BAD_USER_INPUT on after`, async () => {
-      const result = await graphql(gateway.url, LIST, { first: 2, after });
+      const result = await adminGraphql(gateway.url, LIST, { first: 2, after });
       expect(result.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'after' });
     });
   }
 
   it('answers malformed GraphQL with HTTP 400 and BAD_USER_INPUT', async () => {
-    const result = await graphql(gateway.url, '{ users(first: 2) { edges ');
+    const result = await adminGraphql(gateway.url, '{ users(first: 2) { edges ');
     expect(result.status).toBe(400);
     expect(result.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });
 
   it('answers an unknown field with HTTP 400 and BAD_USER_INPUT', async () => {
-    const result = await graphql(gateway.url, '{ users { nope } }');
+    const result = await adminGraphql(gateway.url, '{ users { nope } }');
     expect(result.status).toBe(400);
     expect(result.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });
@@ -317,7 +411,7 @@ describe('bad input through the gateway', () => {
       .spyOn(users.store, 'count')
       .mockRejectedValueOnce(new Error('disk I/O error at /srv/secret.db'));
     try {
-      const result = await graphql(gateway.url, '{ users(first: 1) { totalCount } }');
+      const result = await adminGraphql(gateway.url, '{ users(first: 1) { totalCount } }');
       expect(result.body.errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
       expect(JSON.stringify(result.body)).not.toMatch(/secret|disk I\/O|stack/i);
     } finally {
@@ -341,7 +435,7 @@ describe('gateway over HTTP', () => {
   });
 
   it('serves automatic persisted queries', async () => {
-    const query = '{ users(first: 1) { totalCount } }';
+    const query = '{ user(id: "01890000-0000-7000-8000-000000000000") { id } }';
     const extensions = {
       persistedQuery: { version: 1, sha256Hash: createHash('sha256').update(query).digest('hex') },
     };
@@ -404,7 +498,7 @@ describe('gateway over HTTP', () => {
       service: 'gateway',
       checks: { users: 'up', posts: 'up', cache: 'up' },
     });
-    await graphql(gateway.url, 'query MetricsProbe { __typename }');
+    await adminGraphql(gateway.url, 'query MetricsProbe { __typename }');
     const metrics = await (await fetch(`${gateway.base}/metrics`)).text();
     expect(metrics).toMatch(
       /aiva_graphql_requests_total\{[^}]*operation="MetricsProbe"[^}]*outcome="success"[^}]*\} [1-9]/,

@@ -21,7 +21,7 @@ export interface RunningStack {
  * in-process event bus; with it, each connects to NATS itself.
  */
 export async function launchStack(options: LaunchOptions = {}): Promise<RunningStack> {
-  const env = options.env ?? process.env;
+  const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env) };
   const serviceLogger = (name: string) =>
     options.logger?.child({ component: name }) ?? createLogger(name, { level: env.LOG_LEVEL ?? 'info' });
   const started: Array<{ name: string; close(): Promise<void> }> = [];
@@ -31,8 +31,14 @@ export async function launchStack(options: LaunchOptions = {}): Promise<RunningS
   };
   try {
     for (const subgraph of options.subgraphs ?? SUBGRAPHS) {
-      const app = await subgraph.create({ env, logger: serviceLogger(subgraph.name) });
+      const app = await subgraph.create({
+        env,
+        logger: serviceLogger(subgraph.name),
+        gatewayUrl: () => (urls.gateway ? `${urls.gateway}/graphql` : (env.AUTH_SUPERGRAPH_URL ?? '')),
+      });
       urls[subgraph.name] = await app.listen();
+      // Services started after auth verify tokens against the auth this process runs, wherever it listens.
+      if (subgraph.name === 'auth') env.AUTH_JWKS_URL ??= `${urls.auth}/.well-known/jwks.json`;
       started.push({ name: subgraph.name, close: () => app.close() });
     }
     const subgraphUrls = Object.fromEntries(

@@ -1,3 +1,4 @@
+import { authEnvSchema, createAuthApp } from '@aiva/auth';
 import { createGatewayApp, type GatewayApp, gatewayEnvSchema, subgraphUrlOverrides } from '@aiva/gateway';
 import { type EventBus, type Logger, loadConfig } from '@aiva/shared';
 import { createUsersApp, usersEnvSchema } from '@aiva/users';
@@ -5,7 +6,13 @@ import { createUsersApp, usersEnvSchema } from '@aiva/users';
 /** What the launcher needs of a subgraph: make it (not yet listening) from the environment. */
 export interface LaunchableService {
   name: string;
-  create(deps: { env: NodeJS.ProcessEnv; logger: Logger; bus?: EventBus }): Promise<{
+  create(deps: {
+    env: NodeJS.ProcessEnv;
+    logger: Logger;
+    bus?: EventBus;
+    /** The gateway's GraphQL URL, known once it listens (for service-to-service calls through the supergraph). */
+    gatewayUrl: () => string;
+  }): Promise<{
     listen(): Promise<string>;
     close(): Promise<void>;
   }>;
@@ -16,6 +23,17 @@ export interface LaunchableService {
  * orchestrator/package.json), and to supergraph.yaml.
  */
 export const SUBGRAPHS: LaunchableService[] = [
+  // First: the others verify tokens against its JWKS.
+  {
+    name: 'auth',
+    create: ({ env, logger, bus, gatewayUrl }) =>
+      createAuthApp({
+        config: loadConfig(authEnvSchema, env),
+        logger,
+        supergraphUrl: gatewayUrl,
+        ...(bus ? { bus } : {}),
+      }),
+  },
   {
     name: 'users',
     create: ({ env, logger, bus }) =>

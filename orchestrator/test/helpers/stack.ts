@@ -7,6 +7,7 @@ import {
   type GraphQLHttpServer,
   loadConfig,
 } from '@aiva/shared';
+import { createTestTokenIssuer } from '@aiva/shared/testing';
 import {
   createUsersApp,
   openSqliteUserStore,
@@ -19,6 +20,22 @@ import { parse, print } from 'graphql';
 import { composeSupergraph } from '../../src/schema/compose.js';
 
 export const silentLogger = createLogger('test', { level: 'silent' });
+
+/** Mints access tokens the way auth does; every service started here verifies with its public key. */
+export const tokens = await createTestTokenIssuer();
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+/** Headers of an admin caller. */
+export const adminHeaders = bearer(await tokens.adminToken());
+
+/** `graphql()` as an admin. */
+export function adminGraphql<T = Record<string, unknown>>(
+  url: string,
+  query: string,
+  variables?: Record<string, unknown>,
+) {
+  return graphql<T>(url, query, variables, adminHeaders);
+}
 
 export interface GraphQLResult<T = Record<string, unknown>> {
   status: number;
@@ -61,7 +78,7 @@ export async function startUsers(
   const bus = options.bus ?? createMemoryBus();
   const store = options.store ?? openSqliteUserStore({ file: ':memory:' });
   const config = loadConfig(usersEnvSchema, { USERS_PORT: '0', LOG_LEVEL: 'silent' });
-  const app = await createUsersApp({ config, logger: silentLogger, bus, store });
+  const app = await createUsersApp({ config, logger: silentLogger, bus, store, verifier: tokens.verifier });
   const base = await app.listen();
   return { app, url: `${base}/graphql`, bus, store };
 }
@@ -113,6 +130,7 @@ export async function startGateway(
     logger: silentLogger,
     supergraphSdl: composed.supergraphSdl,
     subgraphUrls: {},
+    verifier: tokens.verifier,
   });
   const base = await app.listen();
   return { app, url: `${base}/graphql`, base };

@@ -1,0 +1,105 @@
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { createTestTokenIssuer } from '@aiva/shared/testing/tokens';
+import autocannon from 'autocannon';
+
+/** Shared pieces of the benchmark scripts: server processes and autocannon runs that print comparable figures. */
+
+export const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20);
+export const DURATION_S = Number(process.env.BENCH_DURATION ?? 10);
+
+export interface Figures {
+  target: string;
+  requestsPerSecond: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+/** Starts one bench-stack process (its own event loop, as in production) and waits for its URL. */
+export async function startProcess(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ url: string; stop: () => void }> {
+  const script = fileURLToPath(new URL('./bench-stack.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', script, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
+  });
+  const lines = createInterface({ input: child.stdout });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`bench-stack ${args[0]} exited early (code ${code})`)));
+    lines.on('line', (line) => {
+      if (line.startsWith('{"url"')) resolve((JSON.parse(line) as { url: string }).url);
+    });
+  });
+  return { url, stop: () => child.kill('SIGTERM') };
+}
+
+/** POSTs one GraphQL operation for `durationS` seconds over CONNECTIONS connections. */
+export async function load(
+  target: string,
+  url: string,
+  body: { query: string; variables?: Record<string, unknown> },
+  options: { durationS?: number; headers?: Record<string, string> } = {},
+): Promise<Figures> {
+  const result = await autocannon({
+    url,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...options.headers },
+    body: JSON.stringify(body),
+    connections: CONNECTIONS,
+    duration: options.durationS ?? DURATION_S,
+  });
+  return {
+    target,
+    requestsPerSecond: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.non2xx,
+  };
+}
+
+export function printTable(title: string, rows: Figures[]): void {
+  console.log(`\n${title}\n${CONNECTIONS} connections, ${DURATION_S} s each, Node ${process.version}\n`);
+  console.log('| target | requests/s | p50 (ms) | p99 (ms) | errors |');
+  console.log('|---|---:|---:|---:|---:|');
+  for (const f of rows) {
+    console.log(`| ${f.target} | ${f.requestsPerSecond.toFixed(0)} | ${f.p50} | ${f.p99} | ${f.errors} |`);
+  }
+}
+
+/** POSTs a GraphQL operation once and returns `data`, throwing on errors (setup steps of a benchmark). */
+export async function graphqlOnce<T>(
+  url: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+  token?: string,
+): Promise<T> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as { data?: T; errors?: unknown[] };
+  if (body.errors || !body.data) throw new Error(`setup query failed: ${JSON.stringify(body.errors)}`);
+  return body.data;
+}
+
+/**
+ * An access-token issuer for benchmarks of services without auth: an Ed25519 key whose JWKS is served on a free
+ * port, so the services under test verify tokens exactly as in production (remote JWKS).
+ */
+export async function startJwksIssuer() {
+  const issuer = await createTestTokenIssuer();
+  const server = createServer((_request, response) => {
+    response.setHeader('content-type', 'application/json');
+    response.end(JSON.stringify({ keys: [issuer.publicJwk] }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { issuer, jwksUrl: `http://127.0.0.1:${port}/.well-known/jwks.json`, stop: () => server.close() };
+}
