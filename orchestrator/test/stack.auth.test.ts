@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { AivaEvent, EventBus } from '@aiva/shared';
 import { createMemoryBus } from '@aiva/shared';
 import { describeInfra } from '@aiva/shared/testing';
@@ -249,6 +249,46 @@ function authSuite(label: string, env: () => Record<string, string>) {
           .get('aiva.auth.password_reset.requested.v1')
           ?.some((e) => (e.data as { email: string }).email.startsWith('ghost')),
       ).toBe(false);
+    });
+
+    it('rejects expired reset and verification tokens, changing nothing', async () => {
+      const { input, user } = await signUp();
+      const past = new Date(Date.now() - 60_000);
+      const tokens = {
+        password_reset: randomUUID() + randomUUID(),
+        email_verification: randomUUID() + randomUUID(),
+      };
+      for (const [purpose, token] of Object.entries(tokens)) {
+        await stack.auth.accounts.insertToken(
+          {
+            hash: createHash('sha256').update(token).digest('hex'),
+            purpose: purpose as 'password_reset' | 'email_verification',
+            accountId: user.id,
+            createdAt: new Date(past.getTime() - 3_600_000),
+            expiresAt: past,
+            usedAt: null,
+          },
+          [],
+        );
+      }
+      const reset = await call(
+        'mutation($t: String!) { resetPassword(token: $t, newPassword: "expired token try") }',
+        {
+          t: tokens.password_reset,
+        },
+      );
+      expect(reset.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'token' });
+      const verify = await call('mutation($t: String!) { verifyEmail(token: $t) }', {
+        t: tokens.email_verification,
+      });
+      expect(verify.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'token' });
+      expect(codeOf(await signIn(input.email, PASSWORD))).toBeUndefined();
+      const me = await call<{ me: { emailVerified: boolean } }>(
+        ME,
+        {},
+        (await signIn(input.email, PASSWORD)).body.data!.signIn.accessToken,
+      );
+      expect(me.body.data?.me.emailVerified).toBe(false);
     });
 
     it('verifies an email with a single-use token', async () => {
