@@ -88,13 +88,37 @@ export function createVerifier(
  * A verifier that fetches the JWKS from auth (`/.well-known/jwks.json`), caches it, and refetches when a token
  * names an unknown `kid` (at most every 30 s), so rotated keys are picked up without a restart.
  */
-export function createRemoteVerifier(options: VerifierOptions & { jwksUrl: string }) {
+export function createRemoteVerifier(
+  options: VerifierOptions & { jwksUrl: string; forcedReloadIntervalMs?: number },
+) {
   const jwks = createRemoteJWKSet(new URL(options.jwksUrl), {
     cooldownDuration: 30_000,
     cacheMaxAge: 10 * 60_000,
     timeoutDuration: 5_000,
   });
-  return createVerifier(jwks, options);
+  // jose refetches on an unknown `kid` only outside its 30 s cooldown. A key that auth starts using right after a
+  // fetch would then be refused for up to 30 s; so an unknown `kid` during the cooldown forces one reload, at most
+  // once per `forcedReloadIntervalMs`, and the key is looked up again.
+  const interval = options.forcedReloadIntervalMs ?? 1_000;
+  let lastForcedReload = 0;
+  const getKey: JWTVerifyGetKey = async (header, token) => {
+    try {
+      return await jwks(header, token);
+    } catch (error) {
+      const now = Date.now();
+      if (
+        !(error instanceof joseErrors.JWKSNoMatchingKey) ||
+        !jwks.coolingDown ||
+        now - lastForcedReload < interval
+      ) {
+        throw error;
+      }
+      lastForcedReload = now;
+      await jwks.reload();
+      return jwks(header, token);
+    }
+  };
+  return createVerifier(getKey, options);
 }
 
 /** A verifier over a key set held in memory (auth itself, tests). `keys` is read on every verification. */
