@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
-import { createClient } from 'redis';
 import type { Logger } from '../log.js';
 import type { Cache } from './cache.js';
 import { ttlToMs, windowToMs } from './memory.js';
+import { closeRedis, connectRedis, createScript } from './redis-client.js';
 
 export interface RedisCacheOptions {
   /** `redis://[user:password@]host:port[/db]` or `rediss://`. May carry credentials; it is never logged. */
@@ -27,70 +26,17 @@ if ttl < 0 then
 end
 return {value, ttl}
 `;
-const INCREMENT_SHA = createHash('sha1').update(INCREMENT_SCRIPT).digest('hex');
-
-type RedisClient = ReturnType<typeof createClient>;
-
-/** Logs a connection problem once per outage (the client retries every second and would flood the log). */
-function watchConnection(client: RedisClient, logger: Logger | undefined): void {
-  let down = false;
-  client.on('error', (error: unknown) => {
-    // Without an 'error' listener node-redis would crash the process on a connection error.
-    if (down) return;
-    down = true;
-    logger?.warn(
-      { err: error instanceof Error ? error.message : String(error) },
-      'redis connection error; reconnecting',
-    );
-  });
-  client.on('ready', () => {
-    if (down) logger?.info('redis connection restored');
-    down = false;
-  });
-}
-
-/** Connects, or gives up after `timeoutMs` (node-redis itself would keep retrying forever). */
-async function connectWithTimeout(client: RedisClient, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    await Promise.race([client.connect(), timeout]);
-  } catch (error) {
-    client.destroy();
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** The Redis cache adapter (node-redis v5). Commands fail fast while disconnected instead of queueing. */
 export async function createRedisCache(options: RedisCacheOptions): Promise<Cache> {
   const prefix = options.keyPrefix ?? 'aiva:';
-  const logger = options.logger?.child({ component: 'cache' });
-  const client = createClient({
+  const client = await connectRedis({
     url: options.url,
-    disableOfflineQueue: true,
-    socket: {
-      connectTimeout: options.connectTimeoutMs ?? 5_000,
-      reconnectStrategy: (retries) => Math.min(retries * 200, 2_000),
-    },
+    logger: options.logger?.child({ component: 'cache' }),
+    connectTimeoutMs: options.connectTimeoutMs,
   });
-  watchConnection(client, logger);
-  await connectWithTimeout(client, options.connectTimeoutMs ?? 5_000);
   const k = (key: string) => prefix + key;
-
-  async function runIncrement(key: string, windowMs: number): Promise<unknown> {
-    const args = { keys: [k(key)], arguments: [String(windowMs)] };
-    try {
-      return await client.evalSha(INCREMENT_SHA, args);
-    } catch (error) {
-      // First use on this server (or after SCRIPT FLUSH): send the script itself, which also caches it.
-      if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error;
-      return client.eval(INCREMENT_SCRIPT, args);
-    }
-  }
+  const runIncrement = createScript(client, INCREMENT_SCRIPT);
 
   return {
     kind: 'redis',
@@ -118,17 +64,13 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
       return (await client.del(k(key))) > 0;
     },
     async increment(key, ttlSeconds) {
-      const [value, ttlMs] = (await runIncrement(key, windowToMs(ttlSeconds))) as [number, number];
+      const reply = await runIncrement([k(key)], [String(windowToMs(ttlSeconds))]);
+      const [value, ttlMs] = reply as [number, number];
       return { value: Number(value), ttlMs: Math.max(0, Number(ttlMs)) };
     },
     async ping() {
       await client.ping();
     },
-    async close() {
-      if (!client.isOpen) return;
-      // close() lets queued commands finish; while reconnecting there is nothing to wait for.
-      if (client.isReady) await client.close();
-      else client.destroy();
-    },
+    close: () => closeRedis(client),
   };
 }

@@ -41,6 +41,12 @@ export function validateEvent(value: unknown): AivaEvent {
   return { ...envelope.data, type, data: data.data } as AivaEvent;
 }
 
+/** Checks the arguments of `EventBus.subscribe`: a consumer name and a type of the event catalog. */
+export function assertSubscribable(consumer: string, type: string): void {
+  if (!consumer) throw new Error('A consumer name is required');
+  if (!isEventType(type)) throw new Error(`Unknown event type ${String(type)}: not in the event catalog`);
+}
+
 /** maxDeliver and backoff with defaults applied and sanity-checked. */
 export function resolveSubscribeOptions(options: SubscribeOptions = {}): Required<SubscribeOptions> {
   const maxDeliver = options.maxDeliver ?? DEFAULT_SUBSCRIBE_OPTIONS.maxDeliver;

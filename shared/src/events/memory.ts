@@ -1,7 +1,13 @@
 import type { Logger } from '../log.js';
 import type { DeadLetter, EventBus, EventHandler, SubscribeOptions, Subscription } from './bus.js';
-import { type EventType, isEventType } from './catalog.js';
-import { backoffFor, errorMessage, resolveSubscribeOptions, validateEvent } from './delivery.js';
+import type { EventType } from './catalog.js';
+import {
+  assertSubscribable,
+  backoffFor,
+  errorMessage,
+  resolveSubscribeOptions,
+  validateEvent,
+} from './delivery.js';
 import type { AivaEvent } from './event.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -235,8 +241,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
     subscribeOptions?: SubscribeOptions,
   ): Promise<Subscription> {
     assertOpen();
-    if (!consumer) throw new Error('A consumer name is required');
-    if (!isEventType(type)) throw new Error(`Unknown event type ${String(type)}: not in the event catalog`);
+    assertSubscribable(consumer, type);
     const key = durableKey(consumer, type);
     let durable = durables.get(key);
     if (!durable) {

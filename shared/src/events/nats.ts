@@ -17,8 +17,14 @@ import {
 } from 'nats';
 import type { Logger } from '../log.js';
 import type { DeadLetter, EventBus, EventHandler, SubscribeOptions, Subscription } from './bus.js';
-import { type EventType, isEventType } from './catalog.js';
-import { backoffFor, errorMessage, resolveSubscribeOptions, validateEvent } from './delivery.js';
+import type { EventType } from './catalog.js';
+import {
+  assertSubscribable,
+  backoffFor,
+  errorMessage,
+  resolveSubscribeOptions,
+  validateEvent,
+} from './delivery.js';
 import type { AivaEvent } from './event.js';
 
 export interface NatsBusOptions {
@@ -472,8 +478,7 @@ function buildBus(deps: Dependencies): NatsBus {
     subscribeOptions?: SubscribeOptions,
   ): Promise<Subscription> {
     assertOpen();
-    if (!consumer) throw new Error('A consumer name is required');
-    if (!isEventType(type)) throw new Error(`Unknown event type ${String(type)}: not in the event catalog`);
+    assertSubscribable(consumer, type);
     const options = resolveSubscribeOptions(subscribeOptions);
     const durable = await ensureConsumer(deps, consumer, type, options);
     const subscription = new NatsSubscription(

@@ -3,4 +3,5 @@
 export * from './bus.contract.js';
 export * from './cache.contract.js';
 export * from './infra.js';
+export * from './mongo.js';
 export * from './tokens.js';

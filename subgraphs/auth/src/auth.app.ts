@@ -1,18 +1,16 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type AccessTokenVerifier,
   createCache,
-  createEventBus,
   createLocalVerifier,
   createLogger,
+  createServiceEvents,
   createSubgraphServer,
-  type EventBus,
-  type GraphQLHttpServer,
   type Logger,
-  OutboxRelay,
+  loadTypeDefs,
+  type SubgraphApp,
+  type SubgraphAppOptions,
 } from '@aiva/shared';
-import { parse } from 'graphql';
 import { AccountService, EVENT_SOURCE } from './account.service.js';
 import type { AuthConfig } from './config.js';
 import { createSupergraphProfileClient, type ProfileClient } from './profile.client.js';
@@ -27,26 +25,20 @@ import type { SessionStore } from './store/session.store.js';
 import { createRedisSessionStore } from './store/session-redis.js';
 import { openSqliteSessionStore } from './store/session-sqlite.js';
 
-export const authTypeDefs = parse(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8'));
+export const authTypeDefs = loadTypeDefs(new URL('../schema.graphql', import.meta.url));
 
 export const JWKS_PATH = '/.well-known/jwks.json';
 const KEY_ROTATION_CHECK_MS = 60 * 60 * 1000;
 
-export interface AuthApp {
-  server: GraphQLHttpServer;
+export interface AuthApp extends SubgraphApp {
   keys: KeyRing;
   accounts: AccountStore;
   sessions: SessionStore;
   /** Verifies access tokens against auth's own keys (no HTTP round trip). */
   verifier: AccessTokenVerifier;
-  listen(): Promise<string>;
-  close(): Promise<void>;
 }
 
-export interface AuthAppOptions {
-  config: AuthConfig;
-  logger?: Logger;
-  bus?: EventBus;
+export interface AuthAppOptions extends SubgraphAppOptions<AuthConfig> {
   /** The supergraph URL for profile calls, read at call time (default AUTH_SUPERGRAPH_URL). */
   supergraphUrl?: () => string;
   /** Replaces the supergraph profile client (tests). */
@@ -89,15 +81,14 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
     keyPrefix: config.AUTH_REDIS_PREFIX,
     ...(config.REDIS_URL ? { redisUrl: config.REDIS_URL } : {}),
   });
-  const ownsBus = !options.bus;
-  const bus =
-    options.bus ??
-    (await createEventBus({
-      source: EVENT_SOURCE,
-      logger,
-      ...(config.NATS_URL ? { natsUrl: config.NATS_URL } : {}),
-    }));
-  const relay = new OutboxRelay({ store: accounts, bus, logger });
+  const events = await createServiceEvents({
+    store: accounts,
+    bus: options.bus,
+    source: EVENT_SOURCE,
+    natsUrl: config.NATS_URL,
+    logger,
+  });
+  const { bus, relay } = events;
   const supergraphUrl = options.supergraphUrl ?? (() => config.AUTH_SUPERGRAPH_URL);
   const profiles = options.profiles ?? createSupergraphProfileClient({ url: supergraphUrl, keys });
   const sessionService = new SessionService(sessions, keys, {
@@ -151,8 +142,7 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
     },
     onClose: [
       async () => clearInterval(rotation),
-      () => relay.stop(),
-      ...(ownsBus ? [() => bus.close()] : []),
+      ...events.closers,
       () => cache.close(),
       () => sessions.close(),
       () => accounts.close(),

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { AivaError } from '@aiva/shared';
+import { describeMongo } from '@aiva/shared/testing';
 import mongoose from 'mongoose';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   connectMongoAccountStore,
   isTransactionsUnsupported,
@@ -10,29 +10,10 @@ import {
 import { accountStoreContract } from './account.store.contract.js';
 
 // There is no MongoDB server unless MONGODB_URL points at one.
-const url = process.env.MONGODB_URL;
-if (!url) console.warn('MONGODB_URL is not set: skipping the MongoDB account store contract');
-
-/** Every store gets its own database; all are dropped when the file is done. */
-const runId = `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
-const dbNames: string[] = [];
-
-describe.skipIf(!url)('MongoDB account store', () => {
-  afterAll(async () => {
-    if (!url || dbNames.length === 0) return;
-    const admin = await mongoose.createConnection(url).asPromise();
-    try {
-      for (const name of dbNames) await admin.useDb(name, { useCache: false }).dropDatabase();
-    } finally {
-      await admin.close();
-    }
-  });
-
-  accountStoreContract('mongo', async () => {
-    const dbName = `aiva_auth_test_${runId}_${dbNames.length + 1}`;
-    dbNames.push(dbName);
-    return connectMongoAccountStore({ url: url as string, dbName });
-  });
+describeMongo('MongoDB account store', { dbPrefix: 'aiva_auth_test' }, (mongo) => {
+  accountStoreContract('mongo', async () =>
+    connectMongoAccountStore({ url: mongo.url, dbName: mongo.freshDbName() }),
+  );
 });
 
 // Server-free checks of the adapter's error handling, against the driver's real error class.

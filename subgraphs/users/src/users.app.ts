@@ -1,17 +1,15 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type AccessTokenVerifier,
-  createEventBus,
   createLogger,
   createRemoteVerifier,
+  createServiceEvents,
   createSubgraphServer,
-  type EventBus,
-  type GraphQLHttpServer,
-  type Logger,
-  OutboxRelay,
+  loadTypeDefs,
+  type OutboxRelay,
+  type SubgraphApp,
+  type SubgraphAppOptions,
 } from '@aiva/shared';
-import { parse } from 'graphql';
 import type { UsersConfig } from './config.js';
 import { createResolvers, createUserLoader, type UsersContext } from './resolvers.js';
 import { connectMongoUserStore } from './store/mongo.js';
@@ -20,21 +18,14 @@ import type { UserStore } from './store/user.store.js';
 import { EVENT_SOURCE, UserService } from './user.service.js';
 
 /** The subgraph's SDL, read from the file supergraph.yaml composes (one source of truth). */
-export const usersTypeDefs = parse(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8'));
+export const usersTypeDefs = loadTypeDefs(new URL('../schema.graphql', import.meta.url));
 
-export interface UsersApp {
-  server: GraphQLHttpServer;
+export interface UsersApp extends SubgraphApp {
   store: UserStore;
   relay: OutboxRelay;
-  listen(): Promise<string>;
-  close(): Promise<void>;
 }
 
-export interface UsersAppOptions {
-  config: UsersConfig;
-  logger?: Logger;
-  /** An existing bus (tests, the all-in-one process); otherwise one is made from NATS_URL. */
-  bus?: EventBus;
+export interface UsersAppOptions extends SubgraphAppOptions<UsersConfig> {
   /** An existing store (tests); otherwise MongoDB when MONGODB_URL is set, else SQLite under DATA_DIR. */
   store?: UserStore;
   /** Access-token verification; default: auth's JWKS at AUTH_JWKS_URL. */
@@ -51,15 +42,14 @@ export async function createUsersApp(options: UsersAppOptions): Promise<UsersApp
   const { config } = options;
   const logger = options.logger ?? createLogger('users', { level: config.LOG_LEVEL });
   const store = options.store ?? (await openUserStore(config));
-  const ownsBus = !options.bus;
-  const bus =
-    options.bus ??
-    (await createEventBus({
-      source: EVENT_SOURCE,
-      logger,
-      ...(config.NATS_URL ? { natsUrl: config.NATS_URL } : {}),
-    }));
-  const relay = new OutboxRelay({ store, bus, logger });
+  const events = await createServiceEvents({
+    store,
+    bus: options.bus,
+    source: EVENT_SOURCE,
+    natsUrl: config.NATS_URL,
+    logger,
+  });
+  const { bus, relay } = events;
   const service = new UserService(store, () => relay.notify());
 
   const server = await createSubgraphServer<UsersContext>({
@@ -79,7 +69,7 @@ export async function createUsersApp(options: UsersAppOptions): Promise<UsersApp
       { name: 'store', check: () => store.ping() },
       { name: 'events', check: () => bus.ping() },
     ],
-    onClose: [() => relay.stop(), ...(ownsBus ? [() => bus.close()] : []), () => store.close()],
+    onClose: [...events.closers, () => store.close()],
   });
   relay.start();
   return {

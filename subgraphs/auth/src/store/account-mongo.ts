@@ -1,5 +1,12 @@
-import { type AivaEvent, conflict, notFound } from '@aiva/shared';
-import mongoose, { type ClientSession, type Connection, Schema } from 'mongoose';
+import { notFound } from '@aiva/shared';
+import {
+  connectMongo,
+  createMongoOutbox,
+  type MongoConnectionOptions,
+  mapDuplicateKey as mapMongoDuplicateKey,
+  setUpMongoStore,
+} from '@aiva/shared/mongo';
+import { Schema } from 'mongoose';
 import type {
   AccountRecord,
   AccountStore,
@@ -7,15 +14,11 @@ import type {
   OneTimeTokenRecord,
 } from './account.store.js';
 
-export interface MongoAccountStoreOptions {
-  /** A MongoDB connection string, e.g. `mongodb://localhost:27017/?replicaSet=rs0`. */
-  url: string;
-  /** Overrides the database named in the URL. */
-  dbName?: string;
-}
+export { isTransactionsUnsupported } from '@aiva/shared/mongo';
 
-/** Published outbox documents are removed by a TTL index this long after `publishedAt`. */
-const PUBLISHED_RETENTION_SECONDS = 7 * 24 * 60 * 60;
+/** `url` (e.g. `mongodb://localhost:27017/?replicaSet=rs0`) and an optional `dbName` overriding the URL's. */
+export type MongoAccountStoreOptions = MongoConnectionOptions;
+
 /** One-time tokens are removed by a TTL index this long after `expiresAt` (they are useless by then). */
 const EXPIRED_TOKEN_RETENTION_SECONDS = 24 * 60 * 60;
 
@@ -39,17 +42,6 @@ interface TokenDoc {
   createdAt: Date;
   expiresAt: Date;
   usedAt: Date | null;
-}
-
-/** One outbox document per event; `_id` is the event id (a UUIDv7, so it sorts by creation time). */
-interface OutboxDoc {
-  _id: string;
-  type: string;
-  source: string;
-  occurredAt: string;
-  payload: unknown;
-  createdAt: Date;
-  publishedAt: Date | null;
 }
 
 // `autoIndex` is off because indexes are synchronised explicitly (and awaited) at connect.
@@ -84,26 +76,6 @@ tokenSchema.index({ accountId: 1 }, { name: 'tokens_account' });
 tokenSchema.index(
   { expiresAt: 1 },
   { name: 'tokens_expired_ttl', expireAfterSeconds: EXPIRED_TOKEN_RETENTION_SECONDS },
-);
-
-const outboxSchema = new Schema<OutboxDoc>(
-  {
-    _id: { type: String, required: true },
-    type: { type: String, required: true },
-    source: { type: String, required: true },
-    occurredAt: { type: String, required: true },
-    payload: { type: Schema.Types.Mixed, required: true },
-    createdAt: { type: Date, required: true },
-    publishedAt: { type: Date, default: null },
-  },
-  { collection: 'outbox', versionKey: false, id: false, autoIndex: false, minimize: false },
-);
-// Serves `pendingEvents` (publishedAt: null, sorted by _id).
-outboxSchema.index({ publishedAt: 1, _id: 1 }, { name: 'outbox_pending' });
-// Deletes published events after the retention period; unpublished ones (publishedAt null) never expire.
-outboxSchema.index(
-  { publishedAt: 1 },
-  { name: 'outbox_published_ttl', expireAfterSeconds: PUBLISHED_RETENTION_SECONDS },
 );
 
 function toDoc(account: AccountRecord): AccountDoc {
@@ -154,79 +126,30 @@ function tokenFromDoc(doc: TokenDoc): OneTimeTokenRecord {
   };
 }
 
-function toOutboxDoc(event: AivaEvent): OutboxDoc {
-  return {
-    _id: event.id,
-    type: event.type,
-    source: event.source,
-    occurredAt: event.occurredAt,
-    payload: event.data,
-    createdAt: new Date(),
-    publishedAt: null,
-  };
-}
-
-function fromOutboxDoc(doc: OutboxDoc): AivaEvent {
-  return {
-    id: doc._id,
-    type: doc.type,
-    occurredAt: doc.occurredAt,
-    source: doc.source,
-    data: doc.payload,
-  } as AivaEvent;
-}
-
-interface MongoErrorLike {
-  code?: unknown;
-  message?: unknown;
-  keyPattern?: Record<string, unknown>;
-  keyValue?: Record<string, unknown>;
-  writeErrors?: Array<{ err?: MongoErrorLike; errmsg?: unknown }>;
-}
-
 /**
  * Turns duplicate-key errors (code 11000) on `accounts` into CONFLICT errors (field `email` or `id`); anything
  * else, including duplicates in `one_time_tokens` and `outbox`, is returned as is. Exported for tests.
  */
 export function mapDuplicateKey(error: unknown): unknown {
-  if (typeof error !== 'object' || error === null) return error;
-  const e = error as MongoErrorLike;
-  if (e.code !== 11000) return error;
-  const text = `${String(e.message ?? '')} ${String(e.writeErrors?.[0]?.errmsg ?? '')}`;
-  // "E11000 duplicate key error collection: <db>.<collection> index: ...": only accounts are mapped.
-  const collection = /collection: [^\s]*?\.([^.\s]+) index/.exec(text)?.[1];
-  if (collection !== undefined && collection !== 'accounts') return error;
-  const keys = Object.keys(e.keyPattern ?? e.keyValue ?? e.writeErrors?.[0]?.err?.keyPattern ?? {});
-  const has = (field: string, index: string) =>
-    keys.includes(field) || (keys.length === 0 && text.includes(index));
-  if (has('email', 'accounts_email_unique')) {
-    return conflict('An account with this email already exists', { field: 'email' });
-  }
-  if (has('_id', 'index: _id_') && collection === 'accounts') {
-    return conflict('An account with this id already exists', { field: 'id' });
-  }
-  return error;
-}
-
-/** The server error a standalone mongod returns for any operation inside a transaction. Exported for tests. */
-export function isTransactionsUnsupported(error: unknown): boolean {
-  if (typeof error !== 'object' || error === null) return false;
-  const { code, message } = error as MongoErrorLike;
-  const text = String(message ?? '');
-  return (
-    /Transaction numbers are only allowed on a replica set member or mongos/i.test(text) ||
-    (code === 20 && /transaction/i.test(text))
-  );
-}
-
-/** Whether the deployment can run multi-document transactions: a replica set member or a mongos. */
-async function detectTransactions(connection: Connection): Promise<boolean> {
-  try {
-    const hello = await connection.db!.admin().command({ hello: 1 });
-    return typeof hello.setName === 'string' || hello.msg === 'isdbgrid';
-  } catch {
-    return true; // unknown: try, and fall back on the first "transactions unsupported" error
-  }
+  return mapMongoDuplicateKey(error, {
+    collection: 'accounts',
+    fields: [
+      {
+        key: 'email',
+        index: 'accounts_email_unique',
+        message: 'An account with this email already exists',
+        field: 'email',
+      },
+      // `_id` is also the key of `one_time_tokens` and `outbox`: only map it when the message names `accounts`.
+      {
+        key: '_id',
+        index: 'index: _id_',
+        requireCollection: true,
+        message: 'An account with this id already exists',
+        field: 'id',
+      },
+    ],
+  });
 }
 
 /**
@@ -234,59 +157,15 @@ async function detectTransactions(connection: Connection): Promise<boolean> {
  * creates the collections and synchronises their indexes.
  */
 export async function connectMongoAccountStore(options: MongoAccountStoreOptions): Promise<AccountStore> {
-  const connection = await mongoose
-    .createConnection(options.url, {
-      ...(options.dbName !== undefined ? { dbName: options.dbName } : {}),
-      bufferCommands: false, // fail fast instead of queueing while disconnected
-    })
-    .asPromise();
-
+  const connection = await connectMongo(options);
   const Account = connection.model<AccountDoc>('Account', accountSchema);
   const Token = connection.model<TokenDoc>('OneTimeToken', tokenSchema);
-  const Outbox = connection.model<OutboxDoc>('Outbox', outboxSchema);
-  let transactions: boolean;
-  try {
-    // Collections must exist before the first write: servers before 4.4 cannot create them inside a transaction.
-    await Promise.all([Account.init(), Token.init(), Outbox.init()]);
-    await Promise.all([Account.syncIndexes(), Token.syncIndexes(), Outbox.syncIndexes()]);
-    transactions = await detectTransactions(connection);
-  } catch (error) {
-    await connection.close().catch(() => {});
-    throw error;
-  }
-
-  /**
-   * Runs a write and its outbox inserts atomically in a transaction when the deployment supports them (replica
-   * set or sharded cluster). On a standalone mongod it falls back to running `fn` without a session: the state
-   * change first, then the outbox documents. That keeps "no event without its state change", but a crash
-   * between the two writes loses the event - acceptable for development only.
-   */
-  async function write<T>(fn: (session: ClientSession | null) => Promise<T>): Promise<T> {
-    if (transactions) {
-      try {
-        let result!: T;
-        // `connection.transaction` retries `fn` on transient errors; mongoose aborts on a throw.
-        await connection.transaction(async (session) => {
-          result = await fn(session);
-        });
-        return result;
-      } catch (error) {
-        if (!isTransactionsUnsupported(error)) throw mapDuplicateKey(error);
-        transactions = false; // nothing was written: the failing operation was the first one in the transaction
-      }
-    }
-    try {
-      return await fn(null);
-    } catch (error) {
-      throw mapDuplicateKey(error);
-    }
-  }
-
-  async function writeEvents(events: readonly AivaEvent[], session: ClientSession | null): Promise<void> {
-    if (events.length === 0) return;
-    // `ordered` keeps the events' order; inside a transaction `create` of several documents requires it.
-    await Outbox.create(events.map(toOutboxDoc), { session, ordered: true });
-  }
+  const outbox = createMongoOutbox(connection);
+  const { write, ping, close } = await setUpMongoStore(
+    connection,
+    [Account, Token, outbox.model],
+    mapDuplicateKey,
+  );
 
   /** Updates one account by id; false when there is none. */
   async function updateAccount(id: string, set: Partial<AccountDoc>): Promise<boolean> {
@@ -294,15 +173,13 @@ export async function connectMongoAccountStore(options: MongoAccountStoreOptions
     return result.matchedCount > 0;
   }
 
-  let closed = false;
-
   return {
     kind: 'mongo',
 
     async insert(account, events) {
       await write(async (session) => {
         await Account.create([toDoc(account)], { session });
-        await writeEvents(events, session);
+        await outbox.write(events, session);
       });
     },
 
@@ -352,7 +229,7 @@ export async function connectMongoAccountStore(options: MongoAccountStoreOptions
         const owner = await Account.exists({ _id: token.accountId }).session(session).exec();
         if (!owner) throw notFound('No account with this id', { field: 'accountId' });
         await Token.create([tokenToDoc(token)], { session });
-        await writeEvents(events, session);
+        await outbox.write(events, session);
       });
     },
 
@@ -368,36 +245,9 @@ export async function connectMongoAccountStore(options: MongoAccountStoreOptions
       return doc ? tokenFromDoc(doc) : null;
     },
 
-    async pendingEvents(limit) {
-      const n = Math.max(0, Math.floor(limit));
-      if (n === 0) return [];
-      const docs = await Outbox.find({ publishedAt: null })
-        .sort({ _id: 1 })
-        .limit(n)
-        .lean<OutboxDoc[]>()
-        .exec();
-      return docs.map(fromOutboxDoc);
-    },
-
-    async markPublished(ids) {
-      if (ids.length === 0) return;
-      // Old published events are removed by the TTL index on publishedAt, so no cleanup is needed here.
-      await Outbox.updateMany(
-        { _id: { $in: [...ids] }, publishedAt: null },
-        { $set: { publishedAt: new Date() } },
-      ).exec();
-    },
-
-    async ping() {
-      const db = connection.db;
-      if (!db) throw new Error('MongoDB connection is not open');
-      await db.admin().ping();
-    },
-
-    async close() {
-      if (closed) return;
-      closed = true;
-      await connection.close();
-    },
+    pendingEvents: outbox.pendingEvents,
+    markPublished: outbox.markPublished,
+    ping,
+    close,
   };
 }

@@ -1,14 +1,11 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import {
   type AivaEvent,
-  configureSqlite,
   conflict,
   createSqliteOutbox,
-  migrateSqlite,
   notFound,
-  openSqliteDatabase,
+  openMigratedSqlite,
   SQLITE_OUTBOX_SCHEMA,
+  sqliteStoreLifecycle,
 } from '@aiva/shared';
 import type {
   AccountRecord,
@@ -154,24 +151,14 @@ function mapConstraintViolation(error: unknown): unknown {
 
 /** Opens (creating and migrating when needed) the SQLite account store. Synchronous under the hood. */
 export function openSqliteAccountStore(options: SqliteAccountStoreOptions): AccountStore {
-  const { file } = options;
-  const inMemory = file === ':memory:' || file === '';
-  if (!inMemory) mkdirSync(dirname(file), { recursive: true });
-
-  const db = openSqliteDatabase(file);
-  try {
-    configureSqlite(db);
-    migrateSqlite(db, {
-      component: ACCOUNT_SCHEMA_COMPONENT,
-      migrations: MIGRATIONS,
-      label: 'auth accounts',
-    });
-  } catch (error) {
-    db.close();
-    throw error;
-  }
+  const db = openMigratedSqlite(options.file, {
+    component: ACCOUNT_SCHEMA_COMPONENT,
+    migrations: MIGRATIONS,
+    label: 'auth accounts',
+  });
 
   const outbox = createSqliteOutbox(db);
+  const { ping, close } = sqliteStoreLifecycle(db);
   const stmt = {
     insertAccount: db.prepare<AccountRow>(
       `INSERT INTO accounts (id, email, password_hash, email_verified, roles, created_at, updated_at,
@@ -207,7 +194,6 @@ export function openSqliteAccountStore(options: SqliteAccountStoreOptions): Acco
        RETURNING *`,
     ),
     deleteTokensExpiredBefore: db.prepare<[string]>('DELETE FROM one_time_tokens WHERE expires_at < ?'),
-    ping: db.prepare<[], number>('SELECT 1').pluck(),
   };
 
   // Writes use BEGIN IMMEDIATE: taking the write lock up front avoids SQLITE_BUSY on lock upgrade when another
@@ -291,12 +277,7 @@ export function openSqliteAccountStore(options: SqliteAccountStoreOptions): Acco
     pendingEvents: outbox.pendingEvents,
     markPublished: outbox.markPublished,
 
-    async ping() {
-      stmt.ping.get();
-    },
-
-    async close() {
-      if (db.open) db.close();
-    },
+    ping,
+    close,
   };
 }

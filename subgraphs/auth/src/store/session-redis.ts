@@ -1,6 +1,4 @@
-import { createHash } from 'node:crypto';
-import { conflict, type Logger } from '@aiva/shared';
-import { createClient } from 'redis';
+import { closeRedis, conflict, connectRedis, createScript, type Logger } from '@aiva/shared';
 import { MAX_PREVIOUS_HASHES, type SessionRecord, type SessionStore } from './session.store.js';
 
 export interface RedisSessionStoreOptions {
@@ -65,58 +63,6 @@ redis.call('HSET', KEYS[1], 'revokedAt', ARGV[2], 'revokedReason', ARGV[1])
 return 1
 `;
 
-interface LuaScript {
-  source: string;
-  sha: string;
-}
-
-const lua = (source: string): LuaScript => ({
-  source,
-  sha: createHash('sha1').update(source).digest('hex'),
-});
-
-const SCRIPTS = {
-  create: lua(CREATE_SCRIPT),
-  rotate: lua(ROTATE_SCRIPT),
-  revoke: lua(REVOKE_SCRIPT),
-};
-
-type RedisClient = ReturnType<typeof createClient>;
-
-/** Logs a connection problem once per outage (the client retries every second and would flood the log). */
-function watchConnection(client: RedisClient, logger: Logger | undefined): void {
-  let down = false;
-  client.on('error', (error: unknown) => {
-    // Without an 'error' listener node-redis would crash the process on a connection error.
-    if (down) return;
-    down = true;
-    logger?.warn(
-      { err: error instanceof Error ? error.message : String(error) },
-      'redis connection error; reconnecting',
-    );
-  });
-  client.on('ready', () => {
-    if (down) logger?.info('redis connection restored');
-    down = false;
-  });
-}
-
-/** Connects, or gives up after `timeoutMs` (node-redis itself would keep retrying forever). */
-async function connectWithTimeout(client: RedisClient, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    await Promise.race([client.connect(), timeout]);
-  } catch (error) {
-    client.destroy();
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** The record as hash fields; null fields are left out. */
 function toFields(session: SessionRecord): string[] {
   const fields: Array<[string, string | null]> = [
@@ -172,34 +118,22 @@ function pairsToObject(reply: unknown): Record<string, string> {
 /** The Redis session adapter (node-redis v5). Commands fail fast while disconnected instead of queueing. */
 export async function createRedisSessionStore(options: RedisSessionStoreOptions): Promise<SessionStore> {
   const prefix = options.keyPrefix ?? 'aiva:auth:';
-  const logger = options.logger?.child({ component: 'session-store' });
-  const connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
-  const client = createClient({
+  const client = await connectRedis({
     url: options.url,
-    disableOfflineQueue: true,
-    socket: {
-      connectTimeout: connectTimeoutMs,
-      reconnectStrategy: (retries) => Math.min(retries * 200, 2_000),
-    },
+    logger: options.logger?.child({ component: 'session-store' }),
+    connectTimeoutMs: options.connectTimeoutMs,
   });
-  watchConnection(client, logger);
-  await connectWithTimeout(client, connectTimeoutMs);
+  const scripts = {
+    create: createScript(client, CREATE_SCRIPT),
+    rotate: createScript(client, ROTATE_SCRIPT),
+    revoke: createScript(client, REVOKE_SCRIPT),
+  };
 
   const sessionKey = (id: string) => `${prefix}session:${id}`;
   const userKey = (userId: string) => `${prefix}user-sessions:${userId}`;
 
-  async function run(script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
-    try {
-      return await client.evalSha(script.sha, { keys, arguments: args });
-    } catch (error) {
-      // First use on this server (or after SCRIPT FLUSH): send the script itself, which also caches it.
-      if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error;
-      return client.eval(script.source, { keys, arguments: args });
-    }
-  }
-
   const revokeOne = async (id: string, reason: string, now: Date): Promise<number> =>
-    Number(await run(SCRIPTS.revoke, [sessionKey(id)], [reason, String(now.getTime())]));
+    Number(await scripts.revoke([sessionKey(id)], [reason, String(now.getTime())]));
 
   /** Drops ids of sessions that no longer exist (expired) from the user's set. */
   async function forget(userId: string, deadIds: string[]): Promise<void> {
@@ -212,7 +146,7 @@ export async function createRedisSessionStore(options: RedisSessionStoreOptions)
     async create(session) {
       const args = [String(session.expiresAt.getTime()), session.id, ...toFields(session)];
       try {
-        await run(SCRIPTS.create, [sessionKey(session.id), userKey(session.userId)], args);
+        await scripts.create([sessionKey(session.id), userKey(session.userId)], args);
       } catch (error) {
         if (error instanceof Error && error.message.includes('SESSION_EXISTS')) {
           throw conflict('A session with this id already exists', { field: 'id' });
@@ -226,8 +160,7 @@ export async function createRedisSessionStore(options: RedisSessionStoreOptions)
     },
 
     async rotate(id, expectedHash, nextHash, now) {
-      const reply = await run(
-        SCRIPTS.rotate,
+      const reply = await scripts.rotate(
         [sessionKey(id)],
         [expectedHash, nextHash, String(now.getTime()), String(MAX_PREVIOUS_HASHES)],
       );
@@ -273,11 +206,6 @@ export async function createRedisSessionStore(options: RedisSessionStoreOptions)
       await client.ping();
     },
 
-    async close() {
-      if (!client.isOpen) return;
-      // close() lets queued commands finish; while reconnecting there is nothing to wait for.
-      if (client.isReady) await client.close();
-      else client.destroy();
-    },
+    close: () => closeRedis(client),
   };
 }

@@ -1,6 +1,4 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { configureSqlite, conflict, migrateSqlite, openSqliteDatabase } from '@aiva/shared';
+import { conflict, openMigratedSqlite, sqliteStoreLifecycle } from '@aiva/shared';
 import { MAX_PREVIOUS_HASHES, type SessionRecord, type SessionStore } from './session.store.js';
 
 export interface SqliteSessionStoreOptions {
@@ -93,23 +91,13 @@ function fromRow(row: SessionRow): SessionRecord {
 
 /** Opens (creating and migrating when needed) the SQLite session store. Synchronous under the hood. */
 export function openSqliteSessionStore(options: SqliteSessionStoreOptions): SessionStore {
-  const { file } = options;
-  const inMemory = file === ':memory:' || file === '';
-  if (!inMemory) mkdirSync(dirname(file), { recursive: true });
+  const db = openMigratedSqlite(options.file, {
+    component: SESSION_SCHEMA_COMPONENT,
+    migrations: MIGRATIONS,
+    label: 'auth sessions',
+  });
 
-  const db = openSqliteDatabase(file);
-  try {
-    configureSqlite(db);
-    migrateSqlite(db, {
-      component: SESSION_SCHEMA_COMPONENT,
-      migrations: MIGRATIONS,
-      label: 'auth sessions',
-    });
-  } catch (error) {
-    db.close();
-    throw error;
-  }
-
+  const { ping, close } = sqliteStoreLifecycle(db);
   const stmt = {
     insert: db.prepare<SessionRow>(
       `INSERT INTO sessions (id, user_id, token_hash, previous_hashes, created_at, last_used_at, expires_at,
@@ -142,7 +130,6 @@ export function openSqliteSessionStore(options: SqliteSessionStoreOptions): Sess
        ORDER BY created_at DESC, id DESC`,
     ),
     deleteExpired: db.prepare<[string]>('DELETE FROM sessions WHERE expires_at <= ?'),
-    ping: db.prepare<[], number>('SELECT 1').pluck(),
   };
 
   const createTx = db.transaction((session: SessionRecord, cleanupBefore: string | null): void => {
@@ -220,12 +207,7 @@ export function openSqliteSessionStore(options: SqliteSessionStoreOptions): Sess
       return stmt.listActive.all({ userId, now: now.toISOString() }).map(fromRow);
     },
 
-    async ping() {
-      stmt.ping.get();
-    },
-
-    async close() {
-      if (db.open) db.close();
-    },
+    ping,
+    close,
   };
 }

@@ -1,18 +1,17 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { type AivaEvent, conflict, openSqliteDatabase, type SqliteDatabase } from '@aiva/shared';
+import {
+  type AivaEvent,
+  conflict,
+  createSqliteOutbox,
+  openMigratedSqlite,
+  SQLITE_OUTBOX_SCHEMA,
+  sqliteStoreLifecycle,
+} from '@aiva/shared';
 import type { UserPage, UserPatch, UserRecord, UserStore } from './user.store.js';
 
 export interface SqliteUserStoreOptions {
   /** Path of the database file (its directory is created when missing), or `':memory:'`. */
   file: string;
 }
-
-/** Published outbox rows are kept this long (for inspection), then deleted. */
-const PUBLISHED_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
-/** The cleanup of old published outbox rows runs at most this often, piggybacking on `markPublished`. */
-const CLEANUP_INTERVAL_MS = 60 * 1000;
-const BUSY_TIMEOUT_MS = 5000;
 
 /**
  * Schema migrations, applied in order; `PRAGMA user_version` records how many ran. Append new steps, never edit
@@ -32,17 +31,7 @@ const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE UNIQUE INDEX users_email_nocase ON users (email COLLATE NOCASE);
   CREATE UNIQUE INDEX users_username_nocase ON users (username COLLATE NOCASE);
-
-  CREATE TABLE outbox (
-    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
-    id           TEXT NOT NULL UNIQUE,
-    type         TEXT NOT NULL,
-    payload      TEXT NOT NULL CHECK (json_valid(payload)),
-    created_at   TEXT NOT NULL,
-    published_at TEXT NULL
-  );
-  CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL;
-  CREATE INDEX outbox_published_at ON outbox (published_at) WHERE published_at IS NOT NULL;
+  ${SQLITE_OUTBOX_SCHEMA}
   `,
 ];
 
@@ -110,40 +99,13 @@ function mapUniqueViolation(error: unknown): unknown {
   return error;
 }
 
-function migrate(db: SqliteDatabase): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > MIGRATIONS.length) {
-    throw new Error(
-      `users database schema version ${current} is newer than this code (${MIGRATIONS.length})`,
-    );
-  }
-  for (let version = current; version < MIGRATIONS.length; version++) {
-    const sql = MIGRATIONS[version] as string;
-    db.transaction(() => {
-      db.exec(sql);
-      db.pragma(`user_version = ${version + 1}`);
-    }).immediate();
-  }
-}
-
 /** Opens (creating and migrating when needed) the SQLite user store. Synchronous under the hood. */
 export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore {
-  const { file } = options;
-  const inMemory = file === ':memory:' || file === '';
-  if (!inMemory) mkdirSync(dirname(file), { recursive: true });
+  // No `component`: the version stays in `PRAGMA user_version`, where existing users.sqlite files record it.
+  const db = openMigratedSqlite(options.file, { migrations: MIGRATIONS, label: 'users database' });
 
-  const db = openSqliteDatabase(file);
-  try {
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    db.pragma('journal_mode = WAL'); // stays 'memory' for in-memory databases
-    db.pragma('synchronous = NORMAL');
-    db.pragma('foreign_keys = ON');
-    migrate(db);
-  } catch (error) {
-    db.close();
-    throw error;
-  }
-
+  const outbox = createSqliteOutbox(db);
+  const { ping, close } = sqliteStoreLifecycle(db);
   const stmt = {
     insertUser: db.prepare<UserRow>(
       `INSERT INTO users (id, email, username, first_name, last_name, display_name, created_at, updated_at)
@@ -164,38 +126,13 @@ export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore 
       'SELECT * FROM users WHERE id > ? ORDER BY id ASC LIMIT ?',
     ),
     count: db.prepare<[], number>('SELECT count(*) FROM users').pluck(),
-    insertEvent: db.prepare<{ id: string; type: string; payload: string; created_at: string }>(
-      'INSERT INTO outbox (id, type, payload, created_at) VALUES (@id, @type, @payload, @created_at)',
-    ),
-    pending: db
-      .prepare<[number], string>(
-        'SELECT payload FROM outbox WHERE published_at IS NULL ORDER BY seq ASC LIMIT ?',
-      )
-      .pluck(),
-    markPublished: db.prepare<[string, string]>(
-      `UPDATE outbox SET published_at = ?
-       WHERE published_at IS NULL AND id IN (SELECT value FROM json_each(?))`,
-    ),
-    deletePublishedBefore: db.prepare<[string]>(
-      'DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < ?',
-    ),
-    ping: db.prepare<[], number>('SELECT 1').pluck(),
-  };
-
-  const writeEvent = (event: AivaEvent): void => {
-    stmt.insertEvent.run({
-      id: event.id,
-      type: event.type,
-      payload: JSON.stringify(event),
-      created_at: new Date().toISOString(),
-    });
   };
 
   // Writes use BEGIN IMMEDIATE: they read before writing, and taking the write lock up front avoids
   // SQLITE_BUSY on lock upgrade when another process writes to the same file.
   const insertTx = db.transaction((user: UserRecord, event: AivaEvent): void => {
     stmt.insertUser.run(toRow(user));
-    writeEvent(event);
+    outbox.write(event);
   });
 
   const updateTx = db.transaction(
@@ -209,7 +146,7 @@ export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore 
       if (!row) return null;
       const updated = applyPatch(fromRow(row), patch, updatedAt);
       stmt.updateUser.run(toRow(updated));
-      writeEvent(makeEvent(updated));
+      outbox.write(makeEvent(updated));
       return updated;
     },
   );
@@ -218,16 +155,9 @@ export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore 
     const row = stmt.findById.get(id);
     if (!row) return false;
     stmt.deleteUser.run(id);
-    writeEvent(makeEvent(fromRow(row)));
+    outbox.write(makeEvent(fromRow(row)));
     return true;
   });
-
-  const markPublishedTx = db.transaction((ids: readonly string[], now: Date, cleanup: boolean): void => {
-    stmt.markPublished.run(now.toISOString(), JSON.stringify(ids));
-    if (cleanup)
-      stmt.deletePublishedBefore.run(new Date(now.getTime() - PUBLISHED_RETENTION_MS).toISOString());
-  });
-  let lastCleanup = 0;
 
   return {
     kind: 'sqlite',
@@ -274,26 +204,10 @@ export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore 
       return removeTx.immediate(id, makeEvent);
     },
 
-    async pendingEvents(limit) {
-      const n = Math.max(0, Math.floor(limit));
-      if (n === 0) return [];
-      return stmt.pending.all(n).map((payload) => JSON.parse(payload) as AivaEvent);
-    },
+    pendingEvents: outbox.pendingEvents,
+    markPublished: outbox.markPublished,
 
-    async markPublished(ids) {
-      if (ids.length === 0) return;
-      const now = new Date();
-      const cleanup = now.getTime() - lastCleanup >= CLEANUP_INTERVAL_MS;
-      markPublishedTx.immediate(ids, now, cleanup);
-      if (cleanup) lastCleanup = now.getTime();
-    },
-
-    async ping() {
-      stmt.ping.get();
-    },
-
-    async close() {
-      if (db.open) db.close();
-    },
+    ping,
+    close,
   };
 }
