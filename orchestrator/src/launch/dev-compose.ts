@@ -10,9 +10,9 @@ const SUPERGRAPH_YAML = join(dirname(fileURLToPath(import.meta.url)), '../../../
  * Composes supergraph.yaml's subgraphs as they are on disk, so an SDL edit is served on the next reload.
  * A composition failure is logged and the committed supergraph (the last good one) is served instead.
  */
-export function composeForDev(logger: Logger): string | undefined {
+export function composeForDev(logger: Logger, configFile: string = SUPERGRAPH_YAML): string | undefined {
   try {
-    const result = composeFromConfig(loadSupergraphConfig(SUPERGRAPH_YAML));
+    const result = composeFromConfig(loadSupergraphConfig(configFile));
     if (result.ok) return result.supergraphSdl;
     logger.error(
       { errors: result.errors },
