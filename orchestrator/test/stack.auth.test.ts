@@ -368,9 +368,11 @@ function authSuite(label: string, env: () => Record<string, string>) {
     });
 
     it('serves the JWKS with public keys only', async () => {
-      const base = stack.gatewayUrl.replace(/:\d+\/graphql$/, '');
-      void base;
-      const jwks = stack.auth.keys.jwks();
+      const response = await fetch(`${stack.authUrl}/.well-known/jwks.json`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('cache-control')).toMatch(/max-age=\d+/);
+      const jwks = (await response.json()) as { keys: Array<Record<string, unknown>> };
+      expect(jwks).toEqual(stack.auth.keys.jwks());
       expect(jwks.keys.length).toBeGreaterThan(0);
       for (const key of jwks.keys) {
         expect(key).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig' });

@@ -15,6 +15,8 @@ const SUPERGRAPH = readFileSync(
 
 export interface FullStack {
   gatewayUrl: string;
+  /** auth's own base URL (its JWKS endpoint lives there). */
+  authUrl: string;
   auth: AuthApp;
   users: UsersApp;
   gateway: GatewayApp;
@@ -64,6 +66,7 @@ export async function startFullStack(
   gatewayUrl = `${await gateway.listen()}/graphql`;
   return {
     gatewayUrl,
+    authUrl: authBase,
     auth,
     users,
     gateway,

@@ -134,7 +134,7 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
   });
   const metrics = createServiceMetrics(name);
   await registerSecurity(app, { corsOrigins: options.corsOrigins ?? [] });
-  installErrorHandlers(app, logger, bodyLimit);
+  installErrorHandlers(app, bodyLimit);
 
   const formatError = createFormatError({
     onInternalError: (error) => logger.error({ err: error }, 'unexpected error in GraphQL execution'),
@@ -276,7 +276,7 @@ function registerOpsRoutes(
 }
 
 /** Failures before GraphQL runs still answer with a GraphQL error body and the right HTTP status. */
-function installErrorHandlers(app: FastifyInstance, logger: Logger, bodyLimit: number) {
+function installErrorHandlers(app: FastifyInstance, bodyLimit: number) {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof AivaError) {
       // Thrown by a hook (a bad access token): the error's own HTTP status and headers, its public message.
@@ -314,7 +314,6 @@ function installErrorHandlers(app: FastifyInstance, logger: Logger, bodyLimit: n
   app.setNotFoundHandler((request, reply) =>
     sendHttpError(reply, 404, `No route for ${request.method} ${request.url.split('?')[0]}`, 'NOT_FOUND'),
   );
-  void logger;
 }
 
 /** Seconds until a rate-limited client may retry: the error's `retryAfter`, else the `retry-after` header. */
