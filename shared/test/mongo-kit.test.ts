@@ -1,7 +1,11 @@
 import mongoose from 'mongoose';
 import { describe, expect, it } from 'vitest';
 import { AivaError } from '../src/errors.js';
-import { type DuplicateKeyMapping, mapDuplicateKey } from '../src/store/mongo-kit.js';
+import {
+  type DuplicateKeyMapping,
+  isTransactionsUnsupported,
+  mapDuplicateKey,
+} from '../src/store/mongo-kit.js';
 
 // Server-free checks of the shared duplicate-key mapping, against the driver's real error class.
 describe('mongo kit: mapDuplicateKey', () => {
@@ -43,5 +47,22 @@ describe('mongo kit: mapDuplicateKey', () => {
     const other = new MongoServerError({ message: 'boom', code: 2 });
     expect(mapDuplicateKey(other, mapping)).toBe(other);
     expect(mapDuplicateKey(null, mapping)).toBeNull();
+  });
+});
+
+describe('mongo kit: isTransactionsUnsupported', () => {
+  const { MongoServerError } = mongoose.mongo;
+
+  it('recognises the standalone server refusing transactions', () => {
+    const standalone = new MongoServerError({
+      message: 'Transaction numbers are only allowed on a replica set member or mongos',
+      code: 20,
+      codeName: 'IllegalOperation',
+    });
+    expect(isTransactionsUnsupported(standalone)).toBe(true);
+    expect(
+      isTransactionsUnsupported(new MongoServerError({ message: 'E11000 duplicate key', code: 11000 })),
+    ).toBe(false);
+    expect(isTransactionsUnsupported(new Error('network'))).toBe(false);
   });
 });

@@ -2,7 +2,7 @@ import { AivaError } from '@aiva/shared';
 import { describeMongo } from '@aiva/shared/testing';
 import mongoose from 'mongoose';
 import { describe, expect, it } from 'vitest';
-import { connectMongoUserStore, isTransactionsUnsupported, mapDuplicateKey } from '../src/store/mongo.js';
+import { connectMongoUserStore, mapDuplicateKey } from '../src/store/mongo.js';
 import { userStoreContract } from './user.store.contract.js';
 
 // The one infrastructure gate of the users tests: there is no MongoDB server unless MONGODB_URL points at one.
@@ -49,19 +49,6 @@ describe('MongoDB user store error mapping', () => {
     const other = new MongoServerError({ message: 'boom', code: 2 });
     expect(mapDuplicateKey(other)).toBe(other);
     expect(mapDuplicateKey('text')).toBe('text');
-  });
-
-  it('recognises the standalone server refusing transactions', () => {
-    const standalone = new MongoServerError({
-      message: 'Transaction numbers are only allowed on a replica set member or mongos',
-      code: 20,
-      codeName: 'IllegalOperation',
-    });
-    expect(isTransactionsUnsupported(standalone)).toBe(true);
-    expect(
-      isTransactionsUnsupported(new MongoServerError({ message: 'E11000 duplicate key', code: 11000 })),
-    ).toBe(false);
-    expect(isTransactionsUnsupported(new Error('network'))).toBe(false);
   });
 
   it('rejects when no server answers', async () => {

@@ -14,8 +14,6 @@ import type {
   OneTimeTokenRecord,
 } from './account.store.js';
 
-export { isTransactionsUnsupported } from '@aiva/shared/mongo';
-
 /** `url` (e.g. `mongodb://localhost:27017/?replicaSet=rs0`) and an optional `dbName` overriding the URL's. */
 export type MongoAccountStoreOptions = MongoConnectionOptions;
 

@@ -8,8 +8,6 @@ import {
 import { Schema } from 'mongoose';
 import type { UserPage, UserPatch, UserRecord, UserStore } from './user.store.js';
 
-export { isTransactionsUnsupported } from '@aiva/shared/mongo';
-
 /** `url` (e.g. `mongodb://localhost:27017/?replicaSet=rs0`) and an optional `dbName` overriding the URL's. */
 export type MongoUserStoreOptions = MongoConnectionOptions;
 
