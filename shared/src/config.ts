@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { z } from 'zod';
 
 /** Thrown when the environment does not satisfy a service's configuration schema. Names every bad variable. */
@@ -75,5 +76,30 @@ export const commonEnvSchema = z.object({
   DATA_DIR: z.string().default('.data'),
   NATS_URL: env.url(['nats', 'tls', 'ws', 'wss']).optional(),
   REDIS_URL: env.url(['redis', 'rediss']).optional(),
+  /**
+   * Without NATS_URL: the event log every service on this machine shares (SQLite, WAL); default
+   * `<DATA_DIR>/events.sqlite`.
+   */
+  EVENTS_DB_FILE: z.string().optional(),
+  /** Without REDIS_URL: the cache every service on this machine shares (SQLite); default `<DATA_DIR>/cache.sqlite`. */
+  CACHE_DB_FILE: z.string().optional(),
+  /** The orchestrator's registry: services register there, gateways read the routing table from it. */
+  ORCHESTRATOR_URL: env.url(['http', 'https']).default('http://127.0.0.1:3100'),
+  /** This service's registry credential (`registryToken(REGISTRY_SECRET, service)`); unset: no registration. */
+  REGISTRY_TOKEN: z.string().optional(),
+  /** The host other processes reach this instance at; default HOST (the machine's hostname when HOST is 0.0.0.0). */
+  ADVERTISE_HOST: z.string().optional(),
+  /** Set by the orchestrator's supervisor: the process slot (`users#2`) this instance runs in. */
+  AIVA_INSTANCE_SLOT: z.string().optional(),
 });
 export type CommonEnv = z.infer<typeof commonEnvSchema>;
+
+/** The embedded event log file of a process's configuration (used without NATS_URL). */
+export function embeddedEventsFile(config: Pick<CommonEnv, 'DATA_DIR' | 'EVENTS_DB_FILE'>): string {
+  return config.EVENTS_DB_FILE ?? join(config.DATA_DIR, 'events.sqlite');
+}
+
+/** The embedded cache file of a process's configuration (used without REDIS_URL). */
+export function embeddedCacheFile(config: Pick<CommonEnv, 'DATA_DIR' | 'CACHE_DB_FILE'>): string {
+  return config.CACHE_DB_FILE ?? join(config.DATA_DIR, 'cache.sqlite');
+}

@@ -1,9 +1,10 @@
 /**
  * The cache port: string values with optional TTL, plus an atomic counter for rate limits.
- * Adapters: Redis (`REDIS_URL`) and a bounded in-memory LRU.
+ * Adapters: Redis (`REDIS_URL`), a SQLite file shared by the processes of one machine, and a bounded
+ * in-memory LRU.
  */
 export interface Cache {
-  readonly kind: 'redis' | 'memory';
+  readonly kind: 'redis' | 'sqlite' | 'memory';
   get(key: string): Promise<string | null>;
   /** ttlSeconds > 0 expires the key; omitted keeps it until evicted or deleted. */
   set(key: string, value: string, ttlSeconds?: number): Promise<void>;

@@ -30,7 +30,7 @@ export interface Subscription {
  * `event.id`. After `maxDeliver` failed deliveries the event goes to the dead-letter store with the error.
  */
 export interface EventBus {
-  readonly kind: 'nats' | 'memory';
+  readonly kind: 'nats' | 'sqlite' | 'memory';
   /** Validates against the catalog and publishes; resolves once the bus has durably accepted the event.
    *  Publishing the same `id` twice delivers it once (deduplication). */
   publish(event: AivaEvent): Promise<void>;

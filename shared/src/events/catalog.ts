@@ -41,6 +41,21 @@ export const eventCatalog = {
     token: z.string().min(32),
     expiresAt: z.string().datetime(),
   }),
+  /** Information only: the orchestrator started routing to an instance (it registered, or recovered). */
+  'aiva.orchestrator.instance.up.v1': z.object({
+    service: z.string(),
+    instanceId: z.string(),
+    url: z.string(),
+    at: z.string().datetime(),
+  }),
+  /** Information only: the orchestrator stopped routing to an instance, and why. */
+  'aiva.orchestrator.instance.down.v1': z.object({
+    service: z.string(),
+    instanceId: z.string(),
+    url: z.string(),
+    reason: z.string(),
+    at: z.string().datetime(),
+  }),
 } as const;
 
 export type EventCatalog = typeof eventCatalog;

@@ -2,10 +2,16 @@ import type { Logger } from '../log.js';
 import type { EventBus, Subscription } from './bus.js';
 import { createMemoryBus, type MemoryBus } from './memory.js';
 import { createNatsBus } from './nats.js';
+import { createSqliteBus } from './sqlite.js';
 
 export interface CreateEventBusOptions {
-  /** NATS server URL(s) (`NATS_URL`); without it the process-wide in-memory bus is used. */
+  /** NATS server URL(s) (`NATS_URL`); without it the SQLite bus (`file`) or the in-process bus is used. */
   natsUrl?: string;
+  /**
+   * Without `natsUrl`: the SQLite event log shared by the services' processes on this machine. Without it
+   * either, the process-wide in-memory bus is used (services composed in one process only).
+   */
+  file?: string;
   /** The calling service, e.g. `users`. */
   source: string;
   logger?: Logger;
@@ -63,10 +69,20 @@ function scopedView(bus: EventBus): EventBus {
   };
 }
 
-/** The event bus for a service: NATS JetStream when `natsUrl` is given, else the shared in-memory bus. */
+/**
+ * The event bus for a service: NATS JetStream when `natsUrl` is given, else the SQLite bus over `file`
+ * (between the processes of this machine), else the shared in-memory bus (within this process).
+ */
 export async function createEventBus(options: CreateEventBusOptions): Promise<EventBus> {
   if (options.natsUrl) {
     return createNatsBus({ url: options.natsUrl, source: options.source, logger: options.logger });
+  }
+  if (options.file) {
+    options.logger?.info(
+      { file: options.file },
+      'NATS_URL is not set: events go through a SQLite file (between processes on this machine)',
+    );
+    return createSqliteBus({ file: options.file, source: options.source, logger: options.logger });
   }
   options.logger?.warn('NATS_URL is not set: using the in-process event bus (events are not durable)');
   return scopedView(sharedMemoryBus({ logger: options.logger }));

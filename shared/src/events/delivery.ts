@@ -1,10 +1,11 @@
 import { z } from 'zod';
-import { DEFAULT_SUBSCRIBE_OPTIONS, type SubscribeOptions } from './bus.js';
+import type { Logger } from '../log.js';
+import { DEFAULT_SUBSCRIBE_OPTIONS, type DeadLetter, type SubscribeOptions } from './bus.js';
 import { eventCatalog, isEventType } from './catalog.js';
 import type { AivaEvent } from './event.js';
 
-// Validation and retry rules shared by the bus adapters (memory and NATS): the envelope, then `data` against
-// the catalog; maxDeliver and backoff.
+// Validation, retry rules and delivery log lines shared by the bus adapters (memory, SQLite and NATS): the
+// envelope, then `data` against the catalog; maxDeliver and backoff.
 
 const envelopeSchema = z.object({
   id: z.uuid(),
@@ -64,4 +65,37 @@ export function backoffFor(backoffMs: readonly number[], delivery: number): numb
 
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Logs a dead letter at error level: ids, type, delivery count and error only, never the event data. */
+export function logDeadLetter(logger: Logger | undefined, letter: DeadLetter): void {
+  logger?.error(
+    {
+      consumer: letter.consumer,
+      eventId: letter.event.id,
+      type: letter.event.type,
+      deliveries: letter.deliveries,
+      err: letter.error,
+    },
+    'event dead-lettered',
+  );
+}
+
+/**
+ * Logs a failed delivery that will be retried (warn): ids, type, delivery number and error, never the data.
+ */
+export function logRetry(
+  logger: Logger | undefined,
+  failure: { consumer: string; event: AivaEvent; delivery: number; error: unknown },
+): void {
+  logger?.warn(
+    {
+      consumer: failure.consumer,
+      eventId: failure.event.id,
+      type: failure.event.type,
+      delivery: failure.delivery,
+      err: errorMessage(failure.error),
+    },
+    'event handler failed; will retry',
+  );
 }

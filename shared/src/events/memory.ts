@@ -5,6 +5,8 @@ import {
   assertSubscribable,
   backoffFor,
   errorMessage,
+  logDeadLetter,
+  logRetry,
   resolveSubscribeOptions,
   validateEvent,
 } from './delivery.js';
@@ -113,16 +115,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
     list.push(letter);
     if (list.length > maxDeadLetters) list.splice(0, list.length - maxDeadLetters);
     deadLetterStore.set(letter.consumer, list);
-    logger?.error(
-      {
-        consumer: letter.consumer,
-        eventId: letter.event.id,
-        type: letter.event.type,
-        deliveries: letter.deliveries,
-        err: letter.error,
-      },
-      'event dead-lettered',
-    );
+    logDeadLetter(logger, letter);
   }
 
   /** The next active handler of a durable (round robin), or undefined when nobody is subscribed. */
@@ -178,16 +171,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
         });
         return true;
       }
-      logger?.warn(
-        {
-          consumer: durable.consumer,
-          eventId: event.id,
-          type: event.type,
-          delivery: item.deliveries,
-          err: errorMessage(error),
-        },
-        'event handler failed; will retry',
-      );
+      logRetry(logger, { consumer: durable.consumer, event, delivery: item.deliveries, error });
       await sleep(backoffFor(backoffMs, item.deliveries), closing.signal);
       return false;
     } finally {

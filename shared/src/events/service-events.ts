@@ -11,8 +11,10 @@ export interface ServiceEventsOptions {
   bus?: EventBus;
   /** The calling service, e.g. `users`. */
   source: string;
-  /** NATS server URL(s) (`NATS_URL`) for a bus made here; without it the in-process bus is used. */
+  /** NATS server URL(s) (`NATS_URL`) for a bus made here. */
   natsUrl?: string;
+  /** Without `natsUrl`: the SQLite event log shared by the services on this machine (`embeddedEventsFile`). */
+  file?: string;
   logger?: Logger;
 }
 
@@ -34,6 +36,7 @@ export async function createServiceEvents(options: ServiceEventsOptions): Promis
       source: options.source,
       logger,
       ...(options.natsUrl ? { natsUrl: options.natsUrl } : {}),
+      ...(options.file ? { file: options.file } : {}),
     }));
   const relay = new OutboxRelay({ store: options.store, bus, logger });
   return {

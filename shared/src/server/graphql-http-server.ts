@@ -15,6 +15,11 @@ import Fastify, {
 } from 'fastify';
 import { type AccessTokenVerifier, bearerToken } from '../auth/verifier.js';
 import type { Viewer } from '../auth/viewer.js';
+import {
+  createInstanceRegistration,
+  type DiscoveryOptions,
+  type InstanceRegistration,
+} from '../discovery/registration.js';
 import { AivaError, createFormatError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
@@ -52,8 +57,8 @@ export interface GraphQLHttpServerOptions<TContext extends RequestContext> {
   apollo: Omit<ApolloServerOptions<TContext>, 'formatError' | 'logger'>;
   /** Builds the per-request context from the base context (loaders, the caller, ...). */
   context?: (base: RequestContext, request: FastifyRequest) => Promise<TContext> | TContext;
-  /** Dependencies `/ready` asks. */
-  readiness?: ReadinessCheck[];
+  /** Dependencies `/ready` asks (a function: asked anew at each probe, for dependencies that change). */
+  readiness?: ReadinessCheck[] | (() => ReadinessCheck[]);
   /** Run after HTTP has stopped and in-flight requests finished, in order (close adapters here). */
   onClose?: Array<() => Promise<void>>;
   bodyLimitBytes?: number;
@@ -68,17 +73,40 @@ export interface GraphQLHttpServerOptions<TContext extends RequestContext> {
    * when a `/graphql` onRequest hook added by a plugin runs: see `verifiedViewer`.
    */
   plugins?: (app: FastifyInstance) => Promise<void> | void;
-  /** Adds routes or plugins before the server starts. */
-  configure?: (app: FastifyInstance) => Promise<void> | void;
+  /**
+   * Adds routes or plugins before the server starts. `tokenCheck` gives other routes the access-token check of
+   * `/graphql` (the same 401 for a bad token, the same viewer for rate-limit keys).
+   */
+  configure?: (app: FastifyInstance, kit: { tokenCheck: TokenCheckHooks }) => Promise<void> | void;
+  /**
+   * Registration with the orchestrator once listening (heartbeats with the load, deregistration on close).
+   * Without a `token` in it the server does not register.
+   */
+  discovery?: DiscoveryOptions & {
+    /** The subgraph's SDL and its `sdlHash` (subgraph servers set these). */
+    sdl?: string;
+    sdlHash?: string;
+  };
+}
+
+/** Route hooks that verify a request's access token: `onRequest` verifies it, `preHandler` rejects a bad one. */
+export interface TokenCheckHooks {
+  onRequest: (request: FastifyRequest) => Promise<void>;
+  preHandler: (request: FastifyRequest) => Promise<void>;
 }
 
 export interface GraphQLHttpServer {
   readonly name: string;
   readonly app: FastifyInstance;
   readonly metrics: ServiceMetrics;
-  /** Starts listening; resolves with the base URL (`http://host:port`). */
+  /** Starts listening (then registers with the orchestrator); resolves with the base URL (`http://host:port`). */
   listen(options: { port: number; host: string }): Promise<string>;
-  /** Stops accepting, finishes in-flight requests, then runs `onClose`. Safe to call twice. */
+  /** The registration with the orchestrator, once listening with discovery settings. */
+  readonly registration: InstanceRegistration | undefined;
+  /**
+   * Deregisters (routers stop sending new work), stops accepting, finishes in-flight requests, then runs
+   * `onClose`. Safe to call twice.
+   */
   close(): Promise<void>;
 }
 
@@ -133,6 +161,7 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
     trustProxy: options.trustProxy ?? false,
   });
   const metrics = createServiceMetrics(name);
+  const load = trackLoad(app);
   await registerSecurity(app, { corsOrigins: options.corsOrigins ?? [] });
   installErrorHandlers(app, bodyLimit);
 
@@ -199,23 +228,47 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
     handler: fastifyApolloHandler<TContext>(apollo, { context: buildContext }),
   });
   registerOpsRoutes(app, { name, metrics, readiness: options.readiness ?? [], logger });
-  await options.configure?.(app);
+  const tokenCheck: TokenCheckHooks = {
+    onRequest: verifyAccessToken,
+    preHandler: async (request) => {
+      const verification = verifications.get(request);
+      if (verification && 'error' in verification) throw verification.error;
+    },
+  };
+  await options.configure?.(app, { tokenCheck });
 
   let closing: Promise<void> | undefined;
+  let registration: InstanceRegistration | undefined;
   return {
     name,
     app,
     metrics,
+    get registration() {
+      return registration;
+    },
     async listen({ port, host }) {
       await app.listen({ port, host });
       const address = app.server.address();
       const actualPort = typeof address === 'object' && address ? address.port : port;
       const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
       logger.info({ url }, `${name} listening`);
+      if (options.discovery) {
+        registration = createInstanceRegistration({
+          ...options.discovery,
+          version: options.discovery.version ?? serviceVersion(),
+          service: name,
+          listenUrl: url,
+          load,
+          logger,
+        });
+        registration.start();
+      }
       return url;
     },
     close() {
       closing ??= (async () => {
+        // Leave the routing table first, so routers stop sending new work while in-flight requests finish.
+        await registration?.stop();
         // A keep-alive connection whose request was in flight when closing began turns idle afterwards and would
         // hold the close until its keep-alive timeout: close such connections as soon as they are idle.
         const reaper = setInterval(() => app.server.closeIdleConnections(), 50);
@@ -239,6 +292,25 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
   };
 }
 
+/** The version an instance registers with: AIVA_SERVICE_VERSION, else the version pnpm runs the package with. */
+function serviceVersion(): string {
+  return process.env.AIVA_SERVICE_VERSION ?? process.env.npm_package_version ?? '0.0.0';
+}
+
+/** Counts requests in flight and served, for the load an instance reports with its heartbeats. */
+function trackLoad(app: FastifyInstance): () => { inflight: number; requestsTotal: number } {
+  let inflight = 0;
+  let requestsTotal = 0;
+  app.addHook('onRequest', async () => {
+    inflight++;
+  });
+  app.addHook('onResponse', async () => {
+    inflight--;
+    requestsTotal++;
+  });
+  return () => ({ inflight: Math.max(0, inflight), requestsTotal });
+}
+
 /** The caller behind an Authorization header; a bad one is an HTTP 401 with UNAUTHENTICATED. */
 async function viewerOf(
   verifier: AccessTokenVerifier,
@@ -259,11 +331,17 @@ async function viewerOf(
 
 function registerOpsRoutes(
   app: FastifyInstance,
-  deps: { name: string; metrics: ServiceMetrics; readiness: ReadinessCheck[]; logger: Logger },
+  deps: {
+    name: string;
+    metrics: ServiceMetrics;
+    readiness: ReadinessCheck[] | (() => ReadinessCheck[]);
+    logger: Logger;
+  },
 ) {
   app.get('/health', async () => ({ status: 'ok', service: deps.name }));
   app.get('/ready', async (_request, reply) => {
-    const report = await runReadinessChecks(deps.readiness, {
+    const checks = typeof deps.readiness === 'function' ? deps.readiness() : deps.readiness;
+    const report = await runReadinessChecks(checks, {
       onFailure: (check, error) => deps.logger.warn({ check, err: error }, 'readiness check failed'),
     });
     return reply

@@ -1,8 +1,10 @@
 import type { Logger } from '../log.js';
+import { exitWithParent } from './supervised.js';
 
 /**
  * Runs `stop` once on SIGTERM or SIGINT, then exits 0 (1 if stopping failed). A second signal, or stopping
- * for longer than `timeoutMs`, exits at once with 1.
+ * for longer than `timeoutMs`, exits at once with 1. Under the orchestrator's supervisor, the supervisor going
+ * away (even killed) stops the process the same way, so no service outlives it.
  */
 export function onShutdownSignal(stop: () => Promise<void>, logger: Logger, timeoutMs = 10_000): void {
   let stopping = false;
@@ -28,4 +30,10 @@ export function onShutdownSignal(stop: () => Promise<void>, logger: Logger, time
   };
   process.once('SIGTERM', handler);
   process.once('SIGINT', handler);
+  exitWithParent(() => {
+    if (!stopping) {
+      logger.warn('the supervising orchestrator is gone: stopping');
+      handler('SIGTERM');
+    }
+  });
 }

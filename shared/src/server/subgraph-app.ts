@@ -26,4 +26,9 @@ export interface SubgraphAppOptions<Config> {
   logger?: Logger;
   /** An existing bus (tests, the all-in-one process); otherwise one is made from NATS_URL. */
   bus?: EventBus;
+  /**
+   * Register with the orchestrator (with REGISTRY_TOKEN) and follow its routing table; default true. Tests that
+   * compose services in one process turn it off.
+   */
+  discovery?: boolean;
 }

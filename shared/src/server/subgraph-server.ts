@@ -1,7 +1,8 @@
 import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
-import type { DocumentNode } from 'graphql';
+import { type DocumentNode, print } from 'graphql';
+import { sdlHash } from '../discovery/sdl-hash.js';
 import {
   createGraphQLHttpServer,
   type GraphQLHttpServer,
@@ -26,6 +27,11 @@ export function createSubgraphServer<TContext extends RequestContext>(
   const schema = buildSubgraphSchema([{ typeDefs, resolvers }]);
   return createGraphQLHttpServer<TContext>({
     ...rest,
+    // The SDL it serves goes to the registry: composed live in development, checked against the supergraph in
+    // production.
+    ...(rest.discovery
+      ? { discovery: { ...rest.discovery, sdl: print(typeDefs), sdlHash: sdlHash(typeDefs) } }
+      : {}),
     apollo: {
       schema,
       introspection: introspection ?? process.env.NODE_ENV !== 'production',

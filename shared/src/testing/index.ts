@@ -2,6 +2,7 @@
 // Imports vitest, so it must never be imported from the runtime entry point (src/index.ts).
 export * from './bus.contract.js';
 export * from './cache.contract.js';
+export * from './graphql-client.js';
 export * from './infra.js';
 export * from './mongo.js';
 export * from './tokens.js';
