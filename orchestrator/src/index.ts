@@ -1,8 +1,4 @@
 // Schema pipeline: supergraph.yaml → composed supergraph.graphql, and the CI schema gate.
-
-// All-in-one launcher (`pnpm start` / `pnpm dev`).
-export { type LaunchOptions, launchStack, type RunningStack } from './launch/launcher.js';
-export { type LaunchableService, SUBGRAPHS } from './launch/services.js';
 export {
   APPROVALS_FILE,
   type Approval,
