@@ -25,16 +25,3 @@ export const gatewayEnvSchema = commonEnvSchema.extend({
   RATE_LIMIT_WINDOW_SECONDS: env.positiveInt(60),
 });
 export type GatewayConfig = z.infer<typeof gatewayEnvSchema>;
-
-/**
- * Subgraph URL overrides: `SUBGRAPH_<NAME>_URL` (e.g. SUBGRAPH_USERS_URL) replaces the routing URL the
- * supergraph was composed with.
- */
-export function subgraphUrlOverrides(environment: Record<string, string | undefined> = process.env) {
-  const overrides: Record<string, string> = {};
-  for (const [key, value] of Object.entries(environment)) {
-    const match = /^SUBGRAPH_([A-Z0-9_]+)_URL$/.exec(key);
-    if (match?.[1] && value) overrides[match[1].toLowerCase()] = z.string().url().parse(value);
-  }
-  return overrides;
-}

@@ -8,23 +8,39 @@ import {
   createLogger,
   createMemoryCache,
   createRemoteVerifier,
+  createRoutingFollower,
+  createTrafficReporter,
+  discoveryFromEnv,
+  embeddedCacheFile,
   type GraphQLHttpServer,
   type Logger,
   type ReadinessCheck,
   type RequestContext,
+  type RoutingFollower,
   rateLimitExceeded,
+  readSupergraph,
+  routedCall,
+  ServiceRouter,
+  type SubgraphEndpoint,
+  staticSubgraphUrls,
+  subgraphsOf,
   verifiedViewer,
 } from '@aiva/shared';
 import { ApolloGateway } from '@apollo/gateway';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { type GatewayConfig, subgraphUrlOverrides } from './config.js';
-import { keepAliveFetcher, SubgraphDataSource } from './subgraph-data-source.js';
-import { readSupergraph, type SubgraphEndpoint, subgraphsOf } from './supergraph.js';
+import { Agent } from 'undici';
+import type { GatewayConfig } from './config.js';
+import { RoutedDataSource } from './routed-data-source.js';
+import { registerServiceRoutes } from './service-routes.js';
+import { orchestratorSupergraph } from './supergraph-source.js';
 
 export interface GatewayApp {
   server: GraphQLHttpServer;
-  subgraphs: SubgraphEndpoint[];
+  /** The subgraphs of the supergraph being served, with their static routing URLs. */
+  readonly subgraphs: SubgraphEndpoint[];
+  /** Picks subgraph instances (routing table, or the static URLs). */
+  router: ServiceRouter;
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -32,10 +48,21 @@ export interface GatewayApp {
 export interface GatewayAppOptions {
   config: GatewayConfig;
   logger?: Logger;
-  /** The supergraph SDL; default: read from SUPERGRAPH_PATH or the committed supergraph.graphql. */
+  /**
+   * The supergraph served until (and unless) the orchestrator provides one; default: read from SUPERGRAPH_PATH
+   * or the committed supergraph.graphql.
+   */
   supergraphSdl?: string;
-  /** Subgraph URL overrides by name; default: SUBGRAPH_<NAME>_URL variables. */
+  /**
+   * Where each subgraph is while no routing table was ever received; default: the supergraph's routing URLs
+   * with SUBGRAPH_<NAME>_URL overrides.
+   */
   subgraphUrls?: Record<string, string>;
+  /**
+   * Follow the orchestrator at ORCHESTRATOR_URL (routing table, supergraph, registration, traffic reports);
+   * default true. Tests that compose a gateway in one process turn it off and route to `subgraphUrls` only.
+   */
+  discovery?: boolean;
   /** Verifies access tokens; default: auth's JWKS at AUTH_JWKS_URL (fetched on the first token, not before). */
   verifier?: AccessTokenVerifier;
   /** Prefix of every key in the Redis cache (default `aiva:`); tests sharing a Redis use one per run. */
@@ -71,39 +98,70 @@ async function registerRateLimit(
   });
 }
 
-/** Asks a subgraph for `{ __typename }`: the cheapest proof that it answers GraphQL. */
-function subgraphAnswers(endpoint: SubgraphEndpoint, timeoutMs: number): ReadinessCheck {
+/** Asks one instance of a subgraph for `{ __typename }`: the cheapest proof that the subgraph answers. */
+function subgraphAnswers(name: string, router: ServiceRouter, dispatcherTimeoutMs: number): ReadinessCheck {
   return {
-    name: endpoint.name,
-    check: async () => {
-      const response = await fetch(endpoint.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: '{"query":"{ __typename }"}',
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      const body = (await response.json()) as { data?: { __typename?: string } };
-      if (body.data?.__typename !== 'Query') throw new Error('unexpected response');
-    },
+    name,
+    check: () =>
+      routedCall(
+        router,
+        name,
+        { retryable: true, timeoutMs: dispatcherTimeoutMs },
+        async (endpoint, signal) => {
+          const response = await fetch(endpoint.graphqlUrl, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: '{"query":"{ __typename }"}',
+            signal,
+          });
+          const body = (await response.json().catch(() => ({}))) as { data?: { __typename?: string } };
+          if (!response.ok || body.data?.__typename !== 'Query') {
+            return { value: undefined, outcome: 'error', refused: response.status === 503 };
+          }
+          return { value: true, outcome: 'success' };
+        },
+      ).then((ok) => {
+        if (!ok) throw new Error(`${name} did not answer { __typename }`);
+      }),
   };
 }
 
 export async function createGatewayApp(options: GatewayAppOptions): Promise<GatewayApp> {
   const { config } = options;
   const logger = options.logger ?? createLogger('gateway', { level: config.LOG_LEVEL });
-  const supergraphSdl = options.supergraphSdl ?? readSupergraph(config.SUPERGRAPH_PATH);
-  const overrides = options.subgraphUrls ?? subgraphUrlOverrides();
-  const subgraphs = subgraphsOf(supergraphSdl).map((s) => ({ ...s, url: overrides[s.name] ?? s.url }));
-  const urlOf = new Map(subgraphs.map((s) => [s.name, s.url]));
-  const fetcher = keepAliveFetcher(config.SUBGRAPH_TIMEOUT_MS);
+  const fallbackSdl = options.supergraphSdl ?? readSupergraph(config.SUPERGRAPH_PATH);
+  const discovery = options.discovery ?? true;
+  const staticUrls = {
+    ...Object.fromEntries(subgraphsOf(fallbackSdl).map((s) => [s.name, s.url])),
+    ...(options.subgraphUrls ?? staticSubgraphUrls(process.env, config.SUPERGRAPH_PATH)),
+  };
+  const follower: RoutingFollower | undefined = discovery
+    ? createRoutingFollower({ orchestratorUrl: config.ORCHESTRATOR_URL, logger })
+    : undefined;
+  const router = new ServiceRouter({ ...(follower ? { routing: follower } : {}), fallback: staticUrls });
+  const dispatcher = new Agent({
+    keepAliveTimeout: 30_000,
+    connectTimeout: Math.min(config.SUBGRAPH_TIMEOUT_MS, 5_000),
+  });
+  let servedSdl = fallbackSdl;
+
   const cache = await createCache({
     logger,
-    ...(config.REDIS_URL ? { redisUrl: config.REDIS_URL } : {}),
+    ...(config.REDIS_URL ? { redisUrl: config.REDIS_URL } : { file: embeddedCacheFile(config) }),
     ...(options.cacheKeyPrefix ? { keyPrefix: options.cacheKeyPrefix } : {}),
   });
-  // In memory, counters get a cache of their own, so that persisted queries cannot evict them (and reset them).
-  const limiterCache = cache.kind === 'redis' ? cache : createMemoryCache({ maxEntries: 100_000 });
+  // Counters get a bounded cache of their own (in memory, or their own key prefix of the SQLite file), so that
+  // persisted queries cannot evict them (and reset them). Redis does not evict (no maxmemory policy assumed).
+  const limiterCache =
+    cache.kind === 'memory'
+      ? createMemoryCache({ maxEntries: 100_000 })
+      : cache.kind === 'sqlite'
+        ? await createCache({
+            file: embeddedCacheFile(config),
+            keyPrefix: 'aiva:limits:',
+            maxEntries: 100_000,
+          })
+        : cache;
   const verifier =
     options.verifier ??
     createRemoteVerifier({
@@ -112,13 +170,28 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
       audience: config.AUTH_AUDIENCE,
     });
 
+  follower?.start();
   const gateway = new ApolloGateway({
-    supergraphSdl,
-    buildService: ({ name, url }) => {
-      const target = urlOf.get(name) ?? url;
-      if (!target) throw new Error(`The supergraph has no URL for subgraph ${name}`);
-      return new SubgraphDataSource({ name, url: target, fetcher });
-    },
+    supergraphSdl: orchestratorSupergraph({
+      ...(follower ? { routing: follower } : {}),
+      orchestratorUrl: config.ORCHESTRATOR_URL,
+      fallbackSdl,
+      logger,
+      onServe: (sdl) => {
+        servedSdl = sdl;
+      },
+    }),
+    buildService: ({ name }) =>
+      new RoutedDataSource({ name, router, dispatcher, timeoutMs: config.SUBGRAPH_TIMEOUT_MS }),
+  });
+  let registrationId = 'gateway';
+  const reporter = createTrafficReporter({
+    router,
+    orchestratorUrl: config.ORCHESTRATOR_URL,
+    token: discovery ? config.REGISTRY_TOKEN : undefined,
+    service: 'gateway',
+    reporter: () => registrationId,
+    logger,
   });
   const server = await createGraphQLHttpServer<RequestContext>({
     name: 'gateway',
@@ -145,16 +218,41 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
             }),
         }
       : {}),
-    readiness: [
-      ...subgraphs.map((s) => subgraphAnswers(s, 2000)),
+    configure: follower
+      ? (app, { tokenCheck }) =>
+          registerServiceRoutes(app, {
+            router,
+            routing: follower,
+            tokenCheck,
+            timeoutMs: config.SUBGRAPH_TIMEOUT_MS,
+            logger,
+          })
+      : undefined,
+    readiness: () => [
+      ...subgraphsOf(servedSdl).map((s) => subgraphAnswers(s.name, router, 2_000)),
       { name: 'cache', check: () => cache.ping() },
     ],
-    onClose: [() => cache.close(), ...(limiterCache === cache ? [] : [() => limiterCache.close()])],
+    ...(discovery ? { discovery: { ...discoveryFromEnv(config), kind: 'gateway' as const } } : {}),
+    onClose: [
+      () => reporter.stop(),
+      async () => follower?.stop(),
+      () => dispatcher.close(),
+      () => cache.close(),
+      ...(limiterCache === cache ? [] : [() => limiterCache.close()]),
+    ],
   });
   return {
     server,
-    subgraphs,
-    listen: () => server.listen({ port: config.GATEWAY_PORT, host: config.HOST }),
+    router,
+    get subgraphs() {
+      return subgraphsOf(servedSdl).map((s) => ({ ...s, url: staticUrls[s.name] ?? s.url }));
+    },
+    async listen() {
+      const url = await server.listen({ port: config.GATEWAY_PORT, host: config.HOST });
+      registrationId = server.registration?.instanceId ?? 'gateway';
+      reporter.start();
+      return url;
+    },
     close: () => server.close(),
   };
 }

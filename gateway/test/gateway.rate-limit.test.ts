@@ -1,8 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { describeInfra } from '@aiva/shared/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EchoUnderTest, echoTypeDefs, startEcho, startGatewayWith } from './helpers/auth-stack.js';
-import { bearer, type GatewayUnderTest, graphql, tokens } from './helpers/stack.js';
+import {
+  bearer,
+  type EchoUnderTest,
+  echoTypeDefs,
+  type GatewayUnderTest,
+  graphql,
+  startEcho,
+  startGatewayWith,
+  tokens,
+} from './helpers/echo-stack.js';
 
 const ECHO = '{ echo { forwardedFor } }';
 const MAX = 5;

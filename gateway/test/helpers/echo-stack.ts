@@ -1,14 +1,32 @@
-import { createGatewayApp, gatewayEnvSchema } from '@aiva/gateway';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { composeSupergraph } from '@aiva/orchestrator';
 import {
   type AccessTokenVerifier,
+  createLogger,
   createSubgraphServer,
   type GraphQLHttpServer,
   loadConfig,
   type RequestContext,
 } from '@aiva/shared';
+import { createTestTokenIssuer } from '@aiva/shared/testing';
 import { parse, print } from 'graphql';
-import { composeSupergraph } from '../../src/schema/compose.js';
-import { type GatewayUnderTest, silentLogger } from './stack.js';
+import { gatewayEnvSchema } from '../../src/config.js';
+import { createGatewayApp, type GatewayApp } from '../../src/gateway.app.js';
+
+export { bearer, graphql } from '@aiva/shared/testing';
+
+export const silentLogger = createLogger('test', { level: 'silent' });
+
+/** Mints access tokens the way auth does; the gateways started here verify with its public key. */
+export const tokens = await createTestTokenIssuer();
+
+export interface GatewayUnderTest {
+  app: GatewayApp;
+  url: string;
+  base: string;
+}
 
 /** A subgraph that answers with the headers the gateway sent it, and counts how often it was called. */
 export const echoTypeDefs = parse(`
@@ -51,7 +69,10 @@ export async function startEcho(): Promise<EchoUnderTest> {
   return { server, url: `${base}/graphql`, calls: () => calls };
 }
 
-/** Like `startGateway` in stack.ts, with the gateway options auth and rate limit tests need. */
+/**
+ * A gateway in this process over the given subgraphs (composed here), routing to their URLs only: no
+ * orchestrator, as a gateway that never reached one.
+ */
 export async function startGatewayWith(options: {
   subgraphs: Array<{ name: string; url: string; typeDefs: ReturnType<typeof parse> }>;
   env?: Record<string, string>;
@@ -62,15 +83,28 @@ export async function startGatewayWith(options: {
     options.subgraphs.map((s) => ({ name: s.name, url: s.url, sdl: print(s.typeDefs) })),
   );
   if (!composed.ok) throw new Error(`composition failed: ${composed.errors.join('; ')}`);
-  const config = loadConfig(gatewayEnvSchema, { GATEWAY_PORT: '0', LOG_LEVEL: 'silent', ...options.env });
+  // Its own data directory: the embedded cache (rate limits, persisted queries) is not shared with other gateways.
+  const dataDir = mkdtempSync(join(tmpdir(), 'aiva-gateway-'));
+  const config = loadConfig(gatewayEnvSchema, {
+    GATEWAY_PORT: '0',
+    LOG_LEVEL: 'silent',
+    DATA_DIR: dataDir,
+    ...options.env,
+  });
   const app = await createGatewayApp({
     config,
     logger: silentLogger,
     supergraphSdl: composed.supergraphSdl,
     subgraphUrls: {},
+    discovery: false,
     ...(options.verifier ? { verifier: options.verifier } : {}),
     ...(options.cacheKeyPrefix ? { cacheKeyPrefix: options.cacheKeyPrefix } : {}),
   });
+  const close = app.close.bind(app);
+  app.close = async () => {
+    await close();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
   const base = await app.listen();
   return { app, url: `${base}/graphql`, base };
 }
