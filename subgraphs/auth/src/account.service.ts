@@ -44,7 +44,7 @@ export class AccountService {
   }
 
   /**
-   * Creates the profile in users (synchronously, through the supergraph), then the account with its event, then
+   * Creates the profile in users (synchronously, calling users directly), then the account with its event, then
    * a session. The profile exists before signUp returns, so `me` answers at once, whatever the event bus does.
    * If storing the account fails, the profile is removed again.
    */
@@ -168,6 +168,18 @@ export class AccountService {
       throw badUserInput(INVALID_TOKEN, { field: 'token' });
     }
     return true;
+  }
+
+  /**
+   * Removes the account of a deleted profile: every session ends, then the account and its tokens go.
+   * Idempotent (an event delivered twice, or an account that never existed, changes nothing more).
+   */
+  async removeAccount(userId: string): Promise<void> {
+    const ended = await this.sessions.endAll(userId, 'account_removed');
+    const removed = await this.accounts.remove(userId);
+    if (removed || ended > 0) {
+      this.options.logger.info({ userId, sessionsEnded: ended }, 'account removed with its profile');
+    }
   }
 
   private async requireAccount(userId: string): Promise<AccountRecord> {

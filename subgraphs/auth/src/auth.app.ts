@@ -4,16 +4,22 @@ import {
   createCache,
   createLocalVerifier,
   createLogger,
+  createRoutingFollower,
   createServiceEvents,
   createSubgraphServer,
+  discoveryFromEnv,
+  embeddedCacheFile,
+  embeddedEventsFile,
   type Logger,
   loadTypeDefs,
+  ServiceRouter,
   type SubgraphApp,
   type SubgraphAppOptions,
+  staticSubgraphUrls,
 } from '@aiva/shared';
 import { AccountService, EVENT_SOURCE } from './account.service.js';
 import type { AuthConfig } from './config.js';
-import { createSupergraphProfileClient, type ProfileClient } from './profile.client.js';
+import { createProfileClient, type ProfileClient } from './profile.client.js';
 import { type AuthContext, createAccountLoader, createResolvers } from './resolvers.js';
 import { SessionService } from './session.service.js';
 import { SignInLimiter } from './sign-in-limiter.js';
@@ -29,6 +35,8 @@ export const authTypeDefs = loadTypeDefs(new URL('../schema.graphql', import.met
 
 export const JWKS_PATH = '/.well-known/jwks.json';
 const KEY_ROTATION_CHECK_MS = 60 * 60 * 1000;
+/** The durable consumer that removes accounts whose profile was deleted. */
+export const ACCOUNT_REMOVAL_CONSUMER = 'auth.account-removal';
 
 export interface AuthApp extends SubgraphApp {
   keys: KeyRing;
@@ -39,9 +47,12 @@ export interface AuthApp extends SubgraphApp {
 }
 
 export interface AuthAppOptions extends SubgraphAppOptions<AuthConfig> {
-  /** The supergraph URL for profile calls, read at call time (default AUTH_SUPERGRAPH_URL). */
-  supergraphUrl?: () => string;
-  /** Replaces the supergraph profile client (tests). */
+  /**
+   * Where users is while no routing table was ever received (read at call time); default: the committed
+   * supergraph's routing URL, or SUBGRAPH_USERS_URL.
+   */
+  subgraphUrls?: () => Record<string, string>;
+  /** Replaces the profile client (tests). */
   profiles?: ProfileClient;
 }
 
@@ -79,18 +90,26 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
   const cache = await createCache({
     logger,
     keyPrefix: config.AUTH_REDIS_PREFIX,
-    ...(config.REDIS_URL ? { redisUrl: config.REDIS_URL } : {}),
+    ...(config.REDIS_URL ? { redisUrl: config.REDIS_URL } : { file: embeddedCacheFile(config) }),
   });
   const events = await createServiceEvents({
     store: accounts,
     bus: options.bus,
     source: EVENT_SOURCE,
     natsUrl: config.NATS_URL,
+    file: embeddedEventsFile(config),
     logger,
   });
   const { bus, relay } = events;
-  const supergraphUrl = options.supergraphUrl ?? (() => config.AUTH_SUPERGRAPH_URL);
-  const profiles = options.profiles ?? createSupergraphProfileClient({ url: supergraphUrl, keys });
+  const discovery = options.discovery ?? true;
+  const follower = discovery
+    ? createRoutingFollower({ orchestratorUrl: config.ORCHESTRATOR_URL, logger })
+    : undefined;
+  const router = new ServiceRouter({
+    ...(follower ? { routing: follower } : {}),
+    fallback: options.subgraphUrls ?? staticSubgraphUrls(),
+  });
+  const profiles = options.profiles ?? createProfileClient({ router, keys });
   const sessionService = new SessionService(sessions, keys, {
     refreshTtlDays: config.REFRESH_TOKEN_TTL_DAYS,
     logger,
@@ -112,6 +131,14 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
     audience: config.AUTH_AUDIENCE,
     keys: () => keys.jwks(),
   });
+  // A profile removed in users (by the person or an admin) takes the account and its sessions with it.
+  const removals = await bus.subscribe(
+    ACCOUNT_REMOVAL_CONSUMER,
+    'aiva.users.user.deleted.v1',
+    async (event) => {
+      await accountService.removeAccount(event.data.id);
+    },
+  );
   const rotation = setInterval(() => {
     keys.rotateIfDue().catch((error: unknown) => logger.error({ err: error }, 'signing key rotation failed'));
   }, KEY_ROTATION_CHECK_MS);
@@ -140,8 +167,14 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
         reply.header('cache-control', 'public, max-age=300').send(keys.jwks()),
       );
     },
+    // The JWKS is also public through the gateway's port: clients and other services need one origin.
+    ...(discovery
+      ? { discovery: { ...discoveryFromEnv(config), routes: [{ prefix: JWKS_PATH, websocket: false }] } }
+      : {}),
     onClose: [
       async () => clearInterval(rotation),
+      async () => follower?.stop(),
+      () => removals.stop(),
       ...events.closers,
       () => cache.close(),
       () => sessions.close(),
@@ -149,6 +182,7 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
     ],
   });
   relay.start();
+  follower?.start();
   return {
     server,
     keys,

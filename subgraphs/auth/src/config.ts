@@ -14,8 +14,6 @@ export const authEnvSchema = commonEnvSchema.extend(tokenEnvSchema.shape).extend
   AUTH_KEY_ROTATION_DAYS: env.positiveInt(30),
   /** Accounts signing up with one of these emails get the admin role (bootstrap). */
   AIVA_ADMIN_EMAILS: env.list(''),
-  /** The supergraph endpoint auth calls to create profiles in users (as the `service:auth` caller). */
-  AUTH_SUPERGRAPH_URL: z.string().url().default('http://127.0.0.1:3000/graphql'),
   /** Prefix of auth's keys in Redis (sessions, sign-in counters), so several deployments can share one Redis. */
   AUTH_REDIS_PREFIX: z.string().default('aiva:auth:'),
   /** Failed sign-ins allowed per account, and per client IP, within the window. */

@@ -1,4 +1,12 @@
-import { AivaError, ERROR_CODES, type ErrorCode, ROLE_SERVICE, SERVICE_SUBJECT_PREFIX } from '@aiva/shared';
+import {
+  AivaError,
+  ERROR_CODES,
+  type ErrorCode,
+  ROLE_SERVICE,
+  routedCall,
+  SERVICE_SUBJECT_PREFIX,
+  type ServiceRouter,
+} from '@aiva/shared';
 import type { KeyRing } from './signing-keys.js';
 
 export interface NewProfile {
@@ -15,6 +23,8 @@ export interface ProfileClient {
 }
 
 const SERVICE_SUBJECT = `${SERVICE_SUBJECT_PREFIX}auth`;
+/** The subgraph that owns profiles. */
+const USERS = 'users';
 const KNOWN_CODES = new Set<string>(ERROR_CODES);
 
 interface GraphQLBody<T> {
@@ -23,12 +33,14 @@ interface GraphQLBody<T> {
 }
 
 /**
- * Talks to users through the supergraph (the gateway) like any client, as the `service:auth` caller: a
- * 60-second access token signed with auth's own key, so users' `createUser` (admin or service only) accepts it
- * and no one can pose as auth without that key. Users' input errors come back as they are (same code and field).
+ * Talks to users directly, to an instance of the routing table (or users' static routing URL), as the
+ * `service:auth` caller: a 60-second access token signed with auth's own key, so users' `createUser` (admin or
+ * service only) accepts it and no one can pose as auth without that key. Never through the public gateway,
+ * whose per-client rate limit every sign-up would then share. Users' input errors come back as they are (same
+ * code and field). Both calls are mutations: one attempt each, never repeated on another instance.
  */
-export function createSupergraphProfileClient(options: {
-  url: () => string;
+export function createProfileClient(options: {
+  router: ServiceRouter;
   keys: KeyRing;
   timeoutMs?: number;
 }): ProfileClient {
@@ -37,18 +49,29 @@ export function createSupergraphProfileClient(options: {
       { sub: SERVICE_SUBJECT, sid: 'service', roles: [ROLE_SERVICE] },
       60,
     );
-    let body: GraphQLBody<T>;
+    let body: GraphQLBody<T> | undefined;
     try {
-      const response = await fetch(options.url(), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-        body: JSON.stringify({ query, variables }),
-        signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
-      });
-      body = (await response.json()) as GraphQLBody<T>;
+      body = await routedCall(
+        options.router,
+        USERS,
+        { retryable: false, timeoutMs: options.timeoutMs ?? 10_000 },
+        async (endpoint, signal) => {
+          const response = await fetch(endpoint.graphqlUrl, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+            body: JSON.stringify({ query, variables }),
+            signal,
+          });
+          const parsed = (await response.json().catch(() => undefined)) as GraphQLBody<T> | undefined;
+          return { value: parsed, outcome: response.status >= 500 ? 'error' : 'success' };
+        },
+      );
     } catch {
+      body = undefined;
+    }
+    if (!body) {
       throw new AivaError('INTERNAL_SERVER_ERROR', 'The users service is unavailable', {
-        serviceName: 'users',
+        serviceName: USERS,
       });
     }
     const error = body.errors?.[0];

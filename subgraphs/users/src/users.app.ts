@@ -5,6 +5,8 @@ import {
   createRemoteVerifier,
   createServiceEvents,
   createSubgraphServer,
+  discoveryFromEnv,
+  embeddedEventsFile,
   loadTypeDefs,
   type OutboxRelay,
   type SubgraphApp,
@@ -47,6 +49,7 @@ export async function createUsersApp(options: UsersAppOptions): Promise<UsersApp
     bus: options.bus,
     source: EVENT_SOURCE,
     natsUrl: config.NATS_URL,
+    file: embeddedEventsFile(config),
     logger,
   });
   const { bus, relay } = events;
@@ -69,6 +72,7 @@ export async function createUsersApp(options: UsersAppOptions): Promise<UsersApp
       { name: 'store', check: () => store.ping() },
       { name: 'events', check: () => bus.ping() },
     ],
+    ...((options.discovery ?? true) ? { discovery: discoveryFromEnv(config) } : {}),
     onClose: [...events.closers, () => store.close()],
   });
   relay.start();
