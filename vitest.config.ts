@@ -6,7 +6,11 @@ export default defineConfig({
   resolve: { conditions: ['source'] },
   ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
   test: {
-    include: ['{shared,gateway,orchestrator}/test/**/*.test.ts', 'subgraphs/*/test/**/*.test.ts'],
+    include: [
+      '{shared,gateway,orchestrator}/test/**/*.test.ts',
+      'subgraphs/*/test/**/*.test.ts',
+      'tests/**/*.test.ts',
+    ],
     testTimeout: 20_000,
     hookTimeout: 30_000,
     pool: 'forks',

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createGatewayApp, gatewayEnvSchema } from '@aiva/gateway';
 import { createLogger, createMemoryBus, loadConfig } from '@aiva/shared';
 import { createUsersApp, openSqliteUserStore, usersEnvSchema } from '@aiva/users';
-import { launchStack } from '../src/launch/launcher.js';
+import { startInProcessStack } from '../helpers/in-process-stack.js';
 
 /**
  * One process of the system under benchmark, on a free port:
@@ -69,17 +69,17 @@ async function startGateway(subgraphUrl: string) {
     }),
     logger,
     subgraphUrls: { users: subgraphUrl },
+    discovery: false,
   });
   return { url: `${await app.listen()}/graphql`, stop: () => app.close() };
 }
 
 async function startStack() {
   const dir = mkdtempSync(join(tmpdir(), 'aiva-bench-'));
-  const stack = await launchStack({
+  const stack = await startInProcessStack({
     logger,
+    dataDir: dir,
     env: {
-      ...process.env,
-      DATA_DIR: dir,
       LOG_LEVEL: 'warn',
       AUTH_PORT: '0',
       USERS_PORT: '0',

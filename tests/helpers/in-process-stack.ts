@@ -1,60 +1,90 @@
-import { createLogger, type Logger } from '@aiva/shared';
-import { createGateway, type LaunchableService, SUBGRAPHS } from './services.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type AuthApp, authEnvSchema, createAuthApp } from '@aiva/auth';
+import { createGatewayApp, type GatewayApp, gatewayEnvSchema, readSupergraph } from '@aiva/gateway';
+import { createMemoryBus, type EventBus, type Logger, loadConfig } from '@aiva/shared';
+import { createUsersApp, type UsersApp, usersEnvSchema } from '@aiva/users';
+import { silentLogger } from './stack.js';
 
-export interface LaunchOptions {
-  env?: NodeJS.ProcessEnv;
+export interface InProcessStackOptions {
+  /** Variables on top of the test defaults (ports 0, silent logs, a fresh DATA_DIR). */
+  env?: Record<string, string>;
+  /** The bus every service shares (default: a new in-process bus). */
+  bus?: EventBus;
+  /** Keep data here (and leave it on stop), e.g. to start the stack again on the same data. */
+  dataDir?: string;
   logger?: Logger;
-  /** Serve this supergraph instead of the committed one (dev: freshly composed). */
-  supergraphSdl?: string;
-  subgraphs?: LaunchableService[];
 }
 
-export interface RunningStack {
+export interface InProcessStack {
   gatewayUrl: string;
-  urls: Record<string, string>;
-  /** Stops the gateway first (no new work), then the subgraphs in reverse start order. */
+  /** auth's own base URL (its JWKS endpoint lives there). */
+  authUrl: string;
+  auth: AuthApp;
+  users: UsersApp;
+  gateway: GatewayApp;
+  bus: EventBus;
+  dataDir: string;
+  /** Stops the gateway first, then users, then auth; removes the data directory unless it was given. */
   stop(): Promise<void>;
 }
 
 /**
- * Runs every subgraph and the gateway in this process, each on its own port. Without NATS_URL they share the
- * in-process event bus; with it, each connects to NATS itself.
+ * All of AIVA in this process, wired as in production but without the orchestrator: auth, users and the gateway
+ * on free ports over real HTTP, the committed supergraph, tokens signed by auth's own keys and verified by the
+ * gateway and users against auth's JWKS endpoint, auth calling users directly, and one in-process bus. For tests
+ * that need the whole system and want to reach into its parts; `pnpm start` runs each service in its own process.
  */
-export async function launchStack(options: LaunchOptions = {}): Promise<RunningStack> {
-  const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env) };
-  const serviceLogger = (name: string) =>
-    options.logger?.child({ component: name }) ?? createLogger(name, { level: env.LOG_LEVEL ?? 'info' });
-  const started: Array<{ name: string; close(): Promise<void> }> = [];
-  const urls: Record<string, string> = {};
+export async function startInProcessStack(options: InProcessStackOptions = {}): Promise<InProcessStack> {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'aiva-stack-'));
+  const logger = options.logger ?? silentLogger;
+  const env = {
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'silent',
+    AUTH_PORT: '0',
+    USERS_PORT: '0',
+    GATEWAY_PORT: '0',
+    ...options.env,
+  };
+  const bus = options.bus ?? createMemoryBus();
+  const started: Array<{ close(): Promise<void> }> = [];
   const stop = async () => {
-    for (const service of started.reverse()) await service.close();
+    for (const app of started.reverse()) await app.close();
+    if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    for (const subgraph of options.subgraphs ?? SUBGRAPHS) {
-      const app = await subgraph.create({
-        env,
-        logger: serviceLogger(subgraph.name),
-        gatewayUrl: () => (urls.gateway ? `${urls.gateway}/graphql` : (env.AUTH_SUPERGRAPH_URL ?? '')),
-      });
-      urls[subgraph.name] = await app.listen();
-      // Services started after auth verify tokens against the auth this process runs, wherever it listens.
-      if (subgraph.name === 'auth') env.AUTH_JWKS_URL ??= `${urls.auth}/.well-known/jwks.json`;
-      started.push({ name: subgraph.name, close: () => app.close() });
-    }
-    const subgraphUrls = Object.fromEntries(
-      Object.entries(urls).map(([name, base]) => [name, `${base}/graphql`]),
-    );
-    const gateway = await createGateway({
-      env,
-      subgraphUrls,
-      logger: serviceLogger('gateway'),
-      ...(options.supergraphSdl ? { supergraphSdl: options.supergraphSdl } : {}),
+    let usersUrl = '';
+    const auth = await createAuthApp({
+      config: loadConfig(authEnvSchema, env),
+      logger: logger.child({ service: 'auth' }),
+      bus,
+      discovery: false,
+      subgraphUrls: () => ({ users: usersUrl }),
     });
-    urls.gateway = await gateway.listen();
-    started.push({ name: 'gateway', close: () => gateway.close() });
+    const authUrl = await auth.listen();
+    started.push(auth);
+    const jwks = { AUTH_JWKS_URL: `${authUrl}/.well-known/jwks.json` };
+    const users = await createUsersApp({
+      config: loadConfig(usersEnvSchema, { ...env, ...jwks }),
+      logger: logger.child({ service: 'users' }),
+      bus,
+      discovery: false,
+    });
+    usersUrl = `${await users.listen()}/graphql`;
+    started.push(users);
+    const gateway = await createGatewayApp({
+      config: loadConfig(gatewayEnvSchema, { ...env, ...jwks }),
+      logger: logger.child({ service: 'gateway' }),
+      supergraphSdl: readSupergraph(),
+      subgraphUrls: { auth: `${authUrl}/graphql`, users: usersUrl },
+      discovery: false,
+    });
+    const gatewayUrl = `${await gateway.listen()}/graphql`;
+    started.push(gateway);
+    return { gatewayUrl, authUrl, auth, users, gateway, bus, dataDir, stop };
   } catch (error) {
     await stop();
     throw error;
   }
-  return { gatewayUrl: `${urls.gateway}/graphql`, urls, stop };
 }

@@ -1,13 +1,11 @@
-import { createGatewayApp, type GatewayApp, gatewayEnvSchema } from '@aiva/gateway';
 import {
-  createLogger,
   createMemoryBus,
   createSubgraphServer,
   type EventBus,
   type GraphQLHttpServer,
   loadConfig,
 } from '@aiva/shared';
-import { createTestTokenIssuer } from '@aiva/shared/testing';
+import { bearer, graphql } from '@aiva/shared/testing';
 import {
   createUsersApp,
   openSqliteUserStore,
@@ -16,15 +14,17 @@ import {
   usersEnvSchema,
   usersTypeDefs,
 } from '@aiva/users';
-import { parse, print } from 'graphql';
-import { composeSupergraph } from '../../src/schema/compose.js';
+import { parse } from 'graphql';
+import {
+  type GatewayUnderTest,
+  silentLogger,
+  startGatewayWith,
+  tokens,
+} from '../../gateway/test/helpers/echo-stack.js';
 
-export const silentLogger = createLogger('test', { level: 'silent' });
+export { bearer, type GraphQLResult, graphql } from '@aiva/shared/testing';
+export { type GatewayUnderTest, silentLogger, tokens };
 
-/** Mints access tokens the way auth does; every service started here verifies with its public key. */
-export const tokens = await createTestTokenIssuer();
-
-export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 /** Headers of an admin caller. */
 export const adminHeaders = bearer(await tokens.adminToken());
 
@@ -35,34 +35,6 @@ export function adminGraphql<T = Record<string, unknown>>(
   variables?: Record<string, unknown>,
 ) {
   return graphql<T>(url, query, variables, adminHeaders);
-}
-
-export interface GraphQLResult<T = Record<string, unknown>> {
-  status: number;
-  headers: Headers;
-  body: {
-    data?: T | null;
-    errors?: Array<{ message: string; path?: string[]; extensions?: Record<string, unknown> }>;
-  };
-}
-
-/** POSTs a GraphQL operation over real HTTP. */
-export async function graphql<T = Record<string, unknown>>(
-  url: string,
-  query: string,
-  variables?: Record<string, unknown>,
-  headers: Record<string, string> = {},
-): Promise<GraphQLResult<T>> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify({ query, variables }),
-  });
-  return {
-    status: response.status,
-    headers: response.headers,
-    body: (await response.json()) as GraphQLResult<T>['body'],
-  };
 }
 
 export interface UsersUnderTest {
@@ -110,30 +82,12 @@ export async function startPosts(
   return { server, url: `${base}/graphql` };
 }
 
-export interface GatewayUnderTest {
-  app: GatewayApp;
-  url: string;
-  base: string;
-}
-
-export async function startGateway(
+/** A gateway in this process over the given subgraphs, verifying the test issuer's tokens. */
+export function startGateway(
   subgraphs: Array<{ name: string; url: string; typeDefs: ReturnType<typeof parse> }>,
   env: Record<string, string> = {},
 ): Promise<GatewayUnderTest> {
-  const composed = composeSupergraph(
-    subgraphs.map((s) => ({ name: s.name, url: s.url, sdl: print(s.typeDefs) })),
-  );
-  if (!composed.ok) throw new Error(`composition failed: ${composed.errors.join('; ')}`);
-  const config = loadConfig(gatewayEnvSchema, { GATEWAY_PORT: '0', LOG_LEVEL: 'silent', ...env });
-  const app = await createGatewayApp({
-    config,
-    logger: silentLogger,
-    supergraphSdl: composed.supergraphSdl,
-    subgraphUrls: {},
-    verifier: tokens.verifier,
-  });
-  const base = await app.listen();
-  return { app, url: `${base}/graphql`, base };
+  return startGatewayWith({ subgraphs, env, verifier: tokens.verifier });
 }
 
 export { usersTypeDefs };

@@ -3,8 +3,8 @@ import type { AivaEvent, EventBus } from '@aiva/shared';
 import { createMemoryBus } from '@aiva/shared';
 import { describeInfra } from '@aiva/shared/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FullStack, startFullStack } from './helpers/full-stack.js';
-import { bearer, graphql } from './helpers/stack.js';
+import { type InProcessStack, startInProcessStack } from '../helpers/in-process-stack.js';
+import { bearer, graphql } from '../helpers/stack.js';
 
 const PAYLOAD = 'accessToken refreshToken expiresIn user { id }';
 const SIGN_UP = `mutation SignUp($input: SignUpInput!) { signUp(input: $input) { ${PAYLOAD} } }`;
@@ -24,7 +24,7 @@ type Mailbox = Map<string, AivaEvent[]>;
 
 function authSuite(label: string, env: () => Record<string, string>) {
   describe(`auth through the gateway (${label})`, () => {
-    let stack: FullStack;
+    let stack: InProcessStack;
     const mailbox: Mailbox = new Map();
     const run = randomUUID().slice(0, 8);
     let seq = 0;
@@ -74,7 +74,10 @@ function authSuite(label: string, env: () => Record<string, string>) {
           mailbox.set(type, [...(mailbox.get(type) ?? []), event as AivaEvent]);
         });
       }
-      stack = await startFullStack({ env: { AIVA_ADMIN_EMAILS: `boss-${run}@example.test`, ...env() }, bus });
+      stack = await startInProcessStack({
+        env: { AIVA_ADMIN_EMAILS: `boss-${run}@example.test`, ...env() },
+        bus,
+      });
     });
     afterAll(async () => {
       await stack?.stop();
@@ -408,9 +411,9 @@ await describeInfra(
 );
 
 describe('failed sign-ins per client IP', () => {
-  let stack: FullStack;
+  let stack: InProcessStack;
   beforeAll(async () => {
-    stack = await startFullStack({ env: { SIGNIN_MAX_FAILURES_PER_IP: '3' } });
+    stack = await startInProcessStack({ env: { SIGNIN_MAX_FAILURES_PER_IP: '3' } });
   });
   afterAll(async () => {
     await stack?.stop();
@@ -430,7 +433,7 @@ describe('failed sign-ins per client IP', () => {
 });
 
 describe('sign-up while the event bus is down', () => {
-  let stack: FullStack;
+  let stack: InProcessStack;
   beforeAll(async () => {
     const broken = createMemoryBus();
     const failing: EventBus = {
@@ -440,7 +443,7 @@ describe('sign-up while the event bus is down', () => {
         throw new Error('bus down');
       },
     };
-    stack = await startFullStack({ bus: failing });
+    stack = await startInProcessStack({ bus: failing });
   });
   afterAll(async () => {
     await stack?.stop();

@@ -7,7 +7,7 @@ import {
   startUsers,
   type UsersUnderTest,
   usersTypeDefs,
-} from './helpers/stack.js';
+} from '../helpers/stack.js';
 
 // Persisted queries registered on one gateway are served by another that shares the Redis cache.
 await describeInfra(

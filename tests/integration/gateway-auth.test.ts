@@ -1,7 +1,12 @@
 import { createHmac } from 'node:crypto';
 import { createTestTokenIssuer, TEST_AUDIENCE, TEST_ISSUER } from '@aiva/shared/testing';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type EchoUnderTest, echoTypeDefs, startEcho, startGatewayWith } from './helpers/auth-stack.js';
+import {
+  type EchoUnderTest,
+  echoTypeDefs,
+  startEcho,
+  startGatewayWith,
+} from '../../gateway/test/helpers/echo-stack.js';
 import {
   type GatewayUnderTest,
   graphql,
@@ -9,7 +14,7 @@ import {
   startUsers,
   type UsersUnderTest,
   usersTypeDefs,
-} from './helpers/stack.js';
+} from '../helpers/stack.js';
 
 // Both subgraphs in one operation (listing users takes an admin): a rejected request must reach neither.
 const QUERY = '{ echo { authorization forwardedFor } users(first: 1) { totalCount } }';

@@ -7,7 +7,7 @@ import {
   startPosts,
   startUsers,
   usersTypeDefs,
-} from './helpers/stack.js';
+} from '../helpers/stack.js';
 
 let gateway: GatewayUnderTest;
 let posts: Awaited<ReturnType<typeof startPosts>>;

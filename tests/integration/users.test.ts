@@ -12,7 +12,7 @@ import {
   tokens,
   type UsersUnderTest,
   usersTypeDefs,
-} from './helpers/stack.js';
+} from '../helpers/stack.js';
 
 const CREATE = `mutation Create($input: CreateUserInput!) {
   createUser(input: $input) { id email username firstName lastName displayName createdAt updatedAt }
