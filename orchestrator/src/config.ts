@@ -82,6 +82,8 @@ export const orchestratorEnvSchema = commonEnvSchema.extend({
   DNS_SERVERS: dnsServersSchema,
   /** How often DNS discovery resolves its names again. */
   DNS_REFRESH_MS: env.positiveInt(5_000),
+  /** The services `start` / `dev` run (the manifest); default orchestrator/services.yaml. */
+  SERVICES_FILE: z.string().optional(),
   /** Prefix of every Redis key of the registry (with REDIS_URL). */
   ORCHESTRATOR_REDIS_PREFIX: z.string().default('aiva:registry:'),
 });

@@ -84,7 +84,7 @@ async function runSystem(
   config: OrchestratorConfig,
   logger: Logger,
 ): Promise<void> {
-  const manifest = loadServiceManifest();
+  const manifest = config.SERVICES_FILE ? loadServiceManifest(config.SERVICES_FILE) : loadServiceManifest();
   const { runtime, rest } = takeRuntime(args);
   let parsed: ReturnType<typeof parseStartArgs>;
   try {

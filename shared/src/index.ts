@@ -30,6 +30,7 @@ export * from './server/shutdown.js';
 export * from './server/subgraph-app.js';
 export * from './server/subgraph-server.js';
 export * from './server/supervised.js';
+export * from './sleep.js';
 export * from './store/sqlite-driver.js';
 export * from './store/sqlite-migrations.js';
 export * from './store/sqlite-open.js';

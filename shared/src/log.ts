@@ -1,4 +1,4 @@
-import { type Logger, type LoggerOptions, pino } from 'pino';
+import { destination, type Logger, type LoggerOptions, pino } from 'pino';
 
 export type { Logger } from 'pino';
 
@@ -38,6 +38,28 @@ export interface CreateLoggerOptions {
   destination?: NodeJS.WritableStream;
 }
 
+/** The stdout streams of this process's loggers, so they can be muted when stdout is gone. */
+const stdoutStreams = new Set<ReturnType<typeof destination>>();
+const noop = () => true;
+
+/** Where log lines go by default: stdout, written asynchronously (pino's own default, made reachable). */
+function stdoutDestination() {
+  const stream = destination({ dest: 1, sync: false });
+  stdoutStreams.add(stream);
+  return stream;
+}
+
+/**
+ * Stops every logger of this process from writing to stdout. For a supervised process whose supervisor is gone
+ * (its stdout pipe is closed): otherwise the last log lines would be flushed at exit into a broken pipe, which
+ * sonic-boom retries forever, and the process would never exit.
+ */
+export function muteStdoutLogs(): void {
+  for (const stream of stdoutStreams) {
+    Object.assign(stream, { write: noop, flush: noop, flushSync: noop, end: noop });
+  }
+}
+
 /** A pino logger named after the service, with secrets redacted. */
 export function createLogger(name: string, options: CreateLoggerOptions = {}): Logger {
   const config: LoggerOptions = {
@@ -47,5 +69,5 @@ export function createLogger(name: string, options: CreateLoggerOptions = {}): L
     base: { service: name },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  return options.destination ? pino(config, options.destination) : pino(config);
+  return pino(config, options.destination ?? stdoutDestination());
 }

@@ -11,8 +11,12 @@ export type SupergraphMode = 'committed' | 'live';
 /** Where one subgraph's SDL came from in a composition. */
 export interface CompositionSource {
   service: string;
-  from: 'instance' | 'file';
-  /** The instance whose SDL it is (`from: 'instance'`). */
+  /**
+   * `instance`: served by a live instance; `file`: supergraph.yaml's schema file; `last-good`: a subgraph only
+   * known from registrations, with no live instance now (restarting), kept as last composed.
+   */
+  from: 'instance' | 'file' | 'last-good';
+  /** The instance whose SDL it is (`from: 'instance'`, and `last-good`: the one it came from). */
   instanceId: string | null;
   /** The schema file (`from: 'file'`). */
   file: string | null;
@@ -192,7 +196,8 @@ function createCommittedComposer(options: ComposerOptions, loaded: LoadedConfig)
  * Live mode (development): composes from the SDL the live instances serve. Per subgraph the SDL of its most
  * recently started healthy instance; a subgraph of supergraph.yaml with no such instance uses its schema file
  * (the supergraph stays complete while it restarts); a registered subgraph supergraph.yaml does not name is
- * composed too, routed at its instance's URL. Recomposes only when that set of SDLs changes. A failed
+ * composed too, routed at its instance's URL, and while it has no live instance (restarting on an edit) with
+ * the SDL it had in the last good composition. Recomposes only when that set of SDLs changes. A failed
  * composition never replaces the last good one: it is kept for the status page and the log. Instances whose SDL
  * differs from the one composed for their subgraph are mismatches.
  */
@@ -202,6 +207,8 @@ function createLiveComposer(options: ComposerOptions, loaded: LoadedConfig): Mod
   let attempt: CompositionAttempt | null = null;
   let attemptedKey: string | undefined;
   let expected = new Map<string, string>();
+  /** Subgraphs not in supergraph.yaml, as they were in the last good composition. */
+  let lastGood = new Map<string, { input: SubgraphInput; source: CompositionSource }>();
 
   function inputs(
     instances: readonly ComposerInstance[],
@@ -214,10 +221,12 @@ function createLiveComposer(options: ComposerOptions, loaded: LoadedConfig): Mod
       const known = newest.get(record.service);
       if (!known || isNewer(record, known.record)) newest.set(record.service, instance);
     }
-    const names = new Set([...fileSubgraphs.keys(), ...newest.keys()]);
+    const names = new Set([...fileSubgraphs.keys(), ...newest.keys(), ...lastGood.keys()]);
     return [...names].sort().map((name) => {
       const live = newest.get(name);
       const file = fileSubgraphs.get(name);
+      const kept = lastGood.get(name);
+      if (!live && !file && kept) return { input: kept.input, source: { ...kept.source, from: 'last-good' } };
       if (live) {
         return {
           input: { name, url: file?.routingUrl ?? graphqlUrlOf(live.record), sdl: live.sdl! },
@@ -268,6 +277,9 @@ function createLiveComposer(options: ComposerOptions, loaded: LoadedConfig): Mod
         return false;
       }
       attempt = { ok: true, at, errors: [], hints: outcome.hints, sources };
+      lastGood = new Map(
+        planned.filter((p) => !fileSubgraphs.has(p.source.service)).map((p) => [p.source.service, p]),
+      );
       const hash = sha256(outcome.supergraphSdl);
       expected = new Map(sources.map((s) => [s.service, s.sdlHash]));
       if (served?.hash === hash) {

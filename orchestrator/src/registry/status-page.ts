@@ -153,7 +153,7 @@ const PAGE_JS = `'use strict';
         text('Serving '), el('code', { text: c.served.hash.slice(0, 12) }),
         text(' (' + c.mode + ', ' + (c.mode === 'live' ? 'composed ' : 'loaded ') + ago(c.served.at) + ') from '),
         text(c.served.sources.map(function (s) {
-          return s.service + ' (' + (s.from === 'instance' ? s.instanceId : 'file') + ')';
+          return s.service + ' (' + (s.from === 'file' ? 'file' : s.from === 'last-good' ? 'last good, ' + s.instanceId : s.instanceId) + ')';
         }).join(', ')),
       ]));
     } else {

@@ -1,3 +1,4 @@
+import { sleepUnlessAborted } from '@aiva/shared';
 /** Resolves when the slot is ready to serve; rejects when `signal` aborts first. */
 export type WaitReady = (slot: string, signal: AbortSignal) => Promise<void>;
 
@@ -31,19 +32,6 @@ export async function waitForHealthy(
     } catch {
       // Not listening yet, or aborted: the loop checks the signal.
     }
-    await sleep(intervalMs, signal);
+    await sleepUnlessAborted(intervalMs, signal);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    timer.unref();
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }

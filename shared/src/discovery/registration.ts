@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from '../log.js';
+import { sleepUnlessAborted } from '../sleep.js';
 import {
   type InstanceKind,
   type InstanceLoad,
@@ -73,21 +74,6 @@ export function advertisedUrl(listenUrl: string, advertiseHost?: string): string
   if (host) url.hostname = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   return url.origin;
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(resolve, ms);
-    timer.unref();
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
-  });
 
 /**
  * Keeps one instance registered with the orchestrator: registers on start (retrying with backoff while the
@@ -167,11 +153,14 @@ export function createInstanceRegistration(options: InstanceRegistrationOptions)
             );
           }
           failures++;
-          await sleep(refused ? 30_000 : Math.min(250 * 2 ** Math.min(failures, 5), 5_000), signal);
+          await sleepUnlessAborted(
+            refused ? 30_000 : Math.min(250 * 2 ** Math.min(failures, 5), 5_000),
+            signal,
+          );
           continue;
         }
       }
-      await sleep(intervalMs, signal);
+      await sleepUnlessAborted(intervalMs, signal);
       if (signal.aborted) return;
       try {
         const response = await call(REGISTRY_API.heartbeat(instanceId), 'PUT', { load: options.load() });

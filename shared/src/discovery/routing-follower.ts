@@ -1,4 +1,5 @@
 import type { Logger } from '../log.js';
+import { sleepUnlessAborted } from '../sleep.js';
 import { MAX_ROUTING_WAIT_SECONDS, REGISTRY_API, type RoutingTable, routingTableSchema } from './protocol.js';
 
 /** Where routing tables come from: the last one received, and word of each new one. */
@@ -25,20 +26,6 @@ export interface RoutingFollower extends RoutingSource {
   ready(timeoutMs: number): Promise<boolean>;
   stop(): Promise<void>;
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
-  });
 
 /**
  * Follows the orchestrator's routing table with ETag long-polls (`GET /v1/routing?wait=` + `If-None-Match`): a
@@ -111,7 +98,7 @@ export function createRoutingFollower(options: RoutingFollowerOptions): RoutingF
           );
         }
         failures++;
-        await sleep(Math.min(retryMs * 2 ** Math.min(failures - 1, 10), maxRetryMs), signal);
+        await sleepUnlessAborted(Math.min(retryMs * 2 ** Math.min(failures - 1, 10), maxRetryMs), signal);
       }
     }
   }

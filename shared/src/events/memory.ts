@@ -1,4 +1,5 @@
 import type { Logger } from '../log.js';
+import { sleepUnlessAborted } from '../sleep.js';
 import type { DeadLetter, EventBus, EventHandler, SubscribeOptions, Subscription } from './bus.js';
 import type { EventType } from './catalog.js';
 import {
@@ -57,20 +58,6 @@ interface Durable {
   next: number;
   /** The running delivery loop, if any. */
   worker: Promise<void> | null;
-}
-
-/** Waits `ms`, or less when `signal` aborts (shutdown must not sit out a long backoff). */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 /**
@@ -172,7 +159,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
         return true;
       }
       logRetry(logger, { consumer: durable.consumer, event, delivery: item.deliveries, error });
-      await sleep(backoffFor(backoffMs, item.deliveries), closing.signal);
+      await sleepUnlessAborted(backoffFor(backoffMs, item.deliveries), closing.signal);
       return false;
     } finally {
       active.inFlight = null;

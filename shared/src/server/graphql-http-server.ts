@@ -339,11 +339,24 @@ function registerOpsRoutes(
   },
 ) {
   app.get('/health', async () => ({ status: 'ok', service: deps.name }));
+  // Probes ask every second or two: a dependency's failure is logged when it goes down and when it is back,
+  // not at every probe.
+  const down = new Set<string>();
   app.get('/ready', async (_request, reply) => {
     const checks = typeof deps.readiness === 'function' ? deps.readiness() : deps.readiness;
     const report = await runReadinessChecks(checks, {
-      onFailure: (check, error) => deps.logger.warn({ check, err: error }, 'readiness check failed'),
+      onFailure: (check, error) => {
+        if (down.has(check)) return;
+        down.add(check);
+        deps.logger.warn(
+          { check, err: (error as Error)?.message ?? String(error) },
+          'readiness check failed',
+        );
+      },
     });
+    for (const [check, state] of Object.entries(report.checks)) {
+      if (state === 'up' && down.delete(check)) deps.logger.info({ check }, 'readiness check passes again');
+    }
     return reply
       .status(report.ready ? 200 : 503)
       .send({ status: report.ready ? 'ready' : 'not_ready', service: deps.name, checks: report.checks });

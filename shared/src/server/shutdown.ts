@@ -1,4 +1,4 @@
-import type { Logger } from '../log.js';
+import { type Logger, muteStdoutLogs } from '../log.js';
 import { exitWithParent } from './supervised.js';
 
 /**
@@ -31,9 +31,8 @@ export function onShutdownSignal(stop: () => Promise<void>, logger: Logger, time
   process.once('SIGTERM', handler);
   process.once('SIGINT', handler);
   exitWithParent(() => {
-    if (!stopping) {
-      logger.warn('the supervising orchestrator is gone: stopping');
-      handler('SIGTERM');
-    }
+    // Its stdout went with it: nothing can be logged any more (see muteStdoutLogs).
+    muteStdoutLogs();
+    if (!stopping) handler('SIGTERM');
   });
 }

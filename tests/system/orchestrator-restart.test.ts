@@ -1,0 +1,141 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { registryToken } from '@aiva/shared';
+import { describeInfra, graphql, waitFor } from '@aiva/shared/testing';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { cleanEnv, freePort, type Spawned, spawnNode } from './helpers/system.js';
+
+// The orchestrator is not in the request path: stopped, the gateway keeps routing on its last table (and auth
+// keeps reaching users); restarted, its state comes back from Redis, or without Redis is rebuilt from the
+// instances' heartbeats (an unknown heartbeat answers 404 and the instance registers again). The registry runs
+// alone (`orchestrator registry`) and the services as processes of their own, as under compose or Kubernetes.
+
+const SECRET = 'a-registry-secret-for-the-restart-test-0123456789';
+const SIGN_UP = `mutation($input: SignUpInput!) { signUp(input: $input) { accessToken user { id } } }`;
+
+function suite(name: string, redisUrl: string | undefined) {
+  const slug = name.replaceAll(' ', '-').toLowerCase();
+  const dataDir = mkdtempSync(join(tmpdir(), 'aiva-restart-'));
+  const processes: Spawned[] = [];
+  let registry: Spawned;
+  let env: NodeJS.ProcessEnv;
+  let gatewayUrl = '';
+  let orchestratorUrl = '';
+
+  const startRegistry = () => {
+    registry = spawnNode(['orchestrator/src/main.ts', 'registry'], env);
+    processes.push(registry);
+    return waitFor(
+      async () => (await fetch(`${orchestratorUrl}/health`).catch(() => null))?.ok,
+      30_000,
+      'the registry to answer',
+    );
+  };
+  const instances = async () =>
+    (
+      (await (await fetch(`${orchestratorUrl}/v1/instances`)).json()) as {
+        instances: Array<{ service: string }>;
+      }
+    ).instances
+      .map((i) => i.service)
+      .sort();
+
+  beforeAll(async () => {
+    const ports = {
+      orchestrator: await freePort(),
+      gateway: await freePort(),
+      users: await freePort(),
+      auth: await freePort(),
+    };
+    orchestratorUrl = `http://127.0.0.1:${ports.orchestrator}`;
+    gatewayUrl = `http://127.0.0.1:${ports.gateway}/graphql`;
+    env = cleanEnv({
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'info',
+      REGISTRY_SECRET: SECRET,
+      ORCHESTRATOR_PORT: String(ports.orchestrator),
+      ORCHESTRATOR_URL: orchestratorUrl,
+      ORCHESTRATOR_REDIS_PREFIX: `aiva-test:${randomUUID()}:`,
+      REDIS_URL: redisUrl,
+      HEARTBEAT_INTERVAL_MS: '500',
+      INSTANCE_TTL_MS: '2000',
+      PROBE_INTERVAL_MS: '500',
+      GATEWAY_PORT: String(ports.gateway),
+      USERS_PORT: String(ports.users),
+      AUTH_PORT: String(ports.auth),
+      AUTH_JWKS_URL: `http://127.0.0.1:${ports.auth}/.well-known/jwks.json`,
+      RATE_LIMIT_MAX: '0',
+    });
+    await startRegistry();
+    for (const [service, entry] of [
+      ['auth', 'subgraphs/auth/src/main.ts'],
+      ['users', 'subgraphs/users/src/main.ts'],
+      ['gateway', 'gateway/src/main.ts'],
+    ] as const) {
+      processes.push(spawnNode([entry], { ...env, REGISTRY_TOKEN: registryToken(SECRET, service) }));
+    }
+    await waitFor(
+      async () => JSON.stringify(await instances()) === '["auth","gateway","users"]',
+      60_000,
+      'every service to register',
+    );
+    await waitFor(
+      async () => (await fetch(gatewayUrl.replace('/graphql', '/ready')).catch(() => null))?.ok,
+      30_000,
+      'the gateway to be ready',
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const spawned of processes) spawned.child.kill('SIGKILL');
+    await Promise.all(processes.map((p) => p.exited));
+    rmSync(dataDir, { recursive: true, force: true });
+  }, 30_000);
+
+  it(`${name}: routing goes on without the orchestrator, and its state comes back when it restarts`, async () => {
+    registry.child.kill('SIGKILL');
+    await registry.exited;
+    for (let i = 0; i < 5; i++) {
+      const signedUp = await graphql<{ signUp: { user: { id: string } } }>(gatewayUrl, SIGN_UP, {
+        input: {
+          email: `${slug}-${i}@example.test`,
+          password: 'a long password',
+          username: `${slug}_${i}`,
+          firstName: 'No',
+          lastName: 'Orchestrator',
+        },
+      });
+      expect(signedUp.body.errors).toBeUndefined();
+      expect(signedUp.body.data?.signUp.user.id).toMatch(/^[0-9a-f-]{36}$/);
+    }
+
+    await startRegistry();
+    if (redisUrl) {
+      // Recovered from Redis: the instances are there at once, and none had to register again.
+      expect(await instances()).toEqual(['auth', 'gateway', 'users']);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(registry.lines.some((line) => line.includes('"instance registered"'))).toBe(false);
+    } else {
+      // Rebuilt from heartbeats: each instance hears 404 and registers again.
+      await waitFor(
+        async () => JSON.stringify(await instances()) === '["auth","gateway","users"]',
+        15_000,
+        'every instance to register again',
+      );
+      expect(
+        registry.lines.filter((line) => line.includes('"instance registered"')).length,
+      ).toBeGreaterThanOrEqual(3);
+    }
+    const me = await graphql(gatewayUrl, '{ me { id } }');
+    expect(me.body).toEqual({ data: { me: null } });
+  });
+}
+
+suite('without Redis', undefined);
+await describeInfra(
+  'orchestrator restart on Redis',
+  { envVar: 'REDIS_URL', defaultUrl: 'redis://127.0.0.1:6379' },
+  (url) => suite('on Redis', url),
+);
