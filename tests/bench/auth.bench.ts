@@ -1,15 +1,27 @@
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { graphqlOnce, load, printTable, startProcess } from './bench-kit.js';
+import { join } from 'node:path';
+import { ROOT, startSystem } from '../system/helpers/system.js';
+import { graphqlOnce, load, printTable } from './bench-kit.js';
 
 /**
- * Auth figures through the gateway, with all of AIVA running as `pnpm start` runs it (one process, embedded
- * defaults, rate limits off):
+ * Auth figures through the gateway, with all of AIVA running as `pnpm start` runs it (the orchestrator and one
+ * process per service from the built files, embedded defaults, rate limits off):
  * - sign-in requests/s (each one an argon2id verification, a new session and a signed access token);
  * - the cost of token verification: `{ me { id } }` with an access token (verified by the gateway against the
  *   JWKS, then by auth) against the same query anonymously (no verification; `me` is null).
  * The argon2id hash time itself is printed by subgraphs/auth/bench/argon2.bench.ts.
  */
-const stack = await startProcess(['stack']);
+execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-b'], {
+  cwd: ROOT,
+  stdio: 'inherit',
+});
+const system = await startSystem({
+  args: ['start'],
+  built: true,
+  env: { SIGNIN_MAX_FAILURES_PER_IP: '1000000' },
+});
+const stack = { url: system.gatewayUrl };
 try {
   const email = `bench-${randomUUID().slice(0, 8)}@example.test`;
   const password = 'benchmark password';
@@ -45,5 +57,5 @@ try {
   );
   if (signIns.errors + authenticated.errors + anonymous.errors > 0) process.exitCode = 1;
 } finally {
-  stack.stop();
+  await system.stop('SIGINT');
 }

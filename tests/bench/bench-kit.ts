@@ -19,13 +19,18 @@ export interface Figures {
   errors: number;
 }
 
-/** Starts one bench-stack process (its own event loop, as in production) and waits for its URL. */
+/**
+ * Starts one server process (its own event loop, as in production) and waits for the `{ "url": … }` line it
+ * prints: bench-stack.ts with `args`, or (`script: true`) the script `args[0]` with the rest as its arguments.
+ */
 export async function startProcess(
   args: string[],
   env: Record<string, string> = {},
+  options: { script?: boolean } = {},
 ): Promise<{ url: string; stop: () => void }> {
-  const script = fileURLToPath(new URL('./bench-stack.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', script, ...args], {
+  const script = options.script ? args[0]! : fileURLToPath(new URL('./bench-stack.ts', import.meta.url));
+  const rest = options.script ? args.slice(1) : args;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', script, ...rest], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...env },
   });

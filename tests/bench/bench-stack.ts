@@ -4,14 +4,12 @@ import { join } from 'node:path';
 import { createGatewayApp, gatewayEnvSchema } from '@aiva/gateway';
 import { createLogger, createMemoryBus, loadConfig } from '@aiva/shared';
 import { createUsersApp, openSqliteUserStore, usersEnvSchema } from '@aiva/users';
-import { startInProcessStack } from '../helpers/in-process-stack.js';
 
 /**
  * One process of the system under benchmark, on a free port:
  *   bench-stack.ts users            the users subgraph on a SQLite file (the embedded default), seeded with
  *                                   BENCH_ADMIN_TOKEN's rights
  *   bench-stack.ts gateway <url>    the gateway in front of the users subgraph at <url>
- *   bench-stack.ts stack            all of AIVA (auth, users, gateway) as `pnpm start` runs it, on a fresh DATA_DIR
  * Tokens are verified against AUTH_JWKS_URL. Rate limits are off: one load generator is one client.
  * Prints one JSON line `{ "url": ... }` once ready; stops on SIGTERM.
  */
@@ -74,39 +72,14 @@ async function startGateway(subgraphUrl: string) {
   return { url: `${await app.listen()}/graphql`, stop: () => app.close() };
 }
 
-async function startStack() {
-  const dir = mkdtempSync(join(tmpdir(), 'aiva-bench-'));
-  const stack = await startInProcessStack({
-    logger,
-    dataDir: dir,
-    env: {
-      LOG_LEVEL: 'warn',
-      AUTH_PORT: '0',
-      USERS_PORT: '0',
-      GATEWAY_PORT: '0',
-      RATE_LIMIT_MAX: '0',
-      SIGNIN_MAX_FAILURES_PER_IP: '1000000',
-    },
-  });
-  return {
-    url: stack.gatewayUrl,
-    stop: async () => {
-      await stack.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
 const running =
   role === 'users'
     ? await startUsers()
     : role === 'gateway' && usersUrl
       ? await startGateway(usersUrl)
-      : role === 'stack'
-        ? await startStack()
-        : undefined;
+      : undefined;
 if (!running) {
-  process.stderr.write('usage: bench-stack.ts users | gateway <users-url> | stack\n');
+  process.stderr.write('usage: bench-stack.ts users | gateway <users-url>\n');
   process.exit(2);
 }
 process.stdout.write(`${JSON.stringify({ url: running.url })}\n`);

@@ -25,7 +25,6 @@ import { SessionService } from './session.service.js';
 import { SignInLimiter } from './sign-in-limiter.js';
 import { type KeyRing, openKeyRing } from './signing-keys.js';
 import type { AccountStore } from './store/account.store.js';
-import { connectMongoAccountStore } from './store/account-mongo.js';
 import { openSqliteAccountStore } from './store/account-sqlite.js';
 import type { SessionStore } from './store/session.store.js';
 import { createRedisSessionStore } from './store/session-redis.js';
@@ -56,10 +55,11 @@ export interface AuthAppOptions extends SubgraphAppOptions<AuthConfig> {
   profiles?: ProfileClient;
 }
 
-function openAccountStore(config: AuthConfig, dbFile: string): Promise<AccountStore> | AccountStore {
-  return config.MONGODB_URL
-    ? connectMongoAccountStore({ url: config.MONGODB_URL })
-    : openSqliteAccountStore({ file: dbFile });
+async function openAccountStore(config: AuthConfig, dbFile: string): Promise<AccountStore> {
+  if (!config.MONGODB_URL) return openSqliteAccountStore({ file: dbFile });
+  // Loaded only when used: mongoose is some 30 MB of memory a SQLite deployment does not need.
+  const { connectMongoAccountStore } = await import('./store/account-mongo.js');
+  return connectMongoAccountStore({ url: config.MONGODB_URL });
 }
 
 function openSessionStore(

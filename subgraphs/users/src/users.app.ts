@@ -14,7 +14,6 @@ import {
 } from '@aiva/shared';
 import type { UsersConfig } from './config.js';
 import { createResolvers, createUserLoader, type UsersContext } from './resolvers.js';
-import { connectMongoUserStore } from './store/mongo.js';
 import { openSqliteUserStore } from './store/sqlite.js';
 import type { UserStore } from './store/user.store.js';
 import { EVENT_SOURCE, UserService } from './user.service.js';
@@ -35,7 +34,11 @@ export interface UsersAppOptions extends SubgraphAppOptions<UsersConfig> {
 }
 
 export async function openUserStore(config: UsersConfig): Promise<UserStore> {
-  if (config.MONGODB_URL) return connectMongoUserStore({ url: config.MONGODB_URL });
+  if (config.MONGODB_URL) {
+    // Loaded only when used: mongoose is some 30 MB of memory a SQLite deployment does not need.
+    const { connectMongoUserStore } = await import('./store/mongo.js');
+    return connectMongoUserStore({ url: config.MONGODB_URL });
+  }
   return openSqliteUserStore({ file: config.USERS_DB_FILE ?? join(config.DATA_DIR, 'users.sqlite') });
 }
 

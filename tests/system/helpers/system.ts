@@ -43,8 +43,14 @@ export interface Spawned {
   waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
 }
 
-export function spawnNode(args: string[], env: NodeJS.ProcessEnv): Spawned {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', ...args], {
+/** Runs a TypeScript entry point through tsx (or, `plain`, a built file with node alone) from the repository root. */
+export function spawnNode(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  options: { plain?: boolean } = {},
+): Spawned {
+  const loader = options.plain ? [] : ['--conditions=source', '--import', 'tsx'];
+  const child = spawn(process.execPath, [...loader, ...args], {
     cwd: ROOT,
     env,
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -106,6 +112,8 @@ export interface StartSystemOptions {
   ports?: SystemPorts;
   /** Wait for the "AIVA is up" line (default true). */
   waitUp?: boolean;
+  /** Run the orchestrator from its built file (`pnpm start`'s `node orchestrator/dist/main.js`), not tsx. */
+  built?: boolean;
 }
 
 /**
@@ -137,10 +145,10 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
     PROBE_INTERVAL_MS: '500',
     ...options.env,
   });
-  const spawned = spawnNode(
-    ['orchestrator/src/main.ts', ...(options.args ?? ['start', '--runtime', 'source'])],
-    env,
-  );
+  const args = options.args ?? ['start', '--runtime', 'source'];
+  const spawned = options.built
+    ? spawnNode(['orchestrator/dist/main.js', ...args], env, { plain: true })
+    : spawnNode(['orchestrator/src/main.ts', ...args], env);
   const orchestratorUrl = `http://127.0.0.1:${ports.orchestrator}`;
   const system: RunningSystem = {
     process: spawned,
