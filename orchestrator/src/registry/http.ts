@@ -1,8 +1,5 @@
 import {
-  AivaError,
-  type ErrorCode,
   heartbeatSchema,
-  httpErrorBody,
   type InstanceList,
   type Logger,
   MAX_ROUTING_WAIT_SECONDS,
@@ -13,10 +10,11 @@ import {
   type RoutingTable,
   registrationSchema,
   runReadinessChecks,
+  sendHttpError,
   serviceNameSchema,
   trafficReportSchema,
 } from '@aiva/shared';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { checkCredential, registryBearer } from './credentials.js';
 import type { RegistrySettings } from './defaults.js';
@@ -71,7 +69,7 @@ export function registerRegistryApi(app: FastifyInstance, deps: RegistryApiDeps)
     });
     if (verdict.ok) return true;
     if (verdict.status === 401) reply.header('www-authenticate', 'Bearer');
-    sendError(reply, verdict.status, verdict.message, verdict.code);
+    sendHttpError(reply, verdict.status, verdict.message, verdict.code);
     return false;
   }
 
@@ -94,7 +92,7 @@ export function registerRegistryApi(app: FastifyInstance, deps: RegistryApiDeps)
       };
       return reply.code(201).send(accepted);
     } catch (error) {
-      if (error instanceof InstanceIdTakenError) return sendError(reply, 409, error.message, 'CONFLICT');
+      if (error instanceof InstanceIdTakenError) return sendHttpError(reply, 409, error.message, 'CONFLICT');
       throw error;
     }
   });
@@ -104,10 +102,10 @@ export function registerRegistryApi(app: FastifyInstance, deps: RegistryApiDeps)
     const { id } = parseInput(instanceParams, request.params, 'id');
     const heartbeat = parseInput(heartbeatSchema, request.body ?? {}, 'body');
     const record = await registry.find(id);
-    if (!record) return sendError(reply, 404, `Unknown instance ${id}: register again`, 'NOT_FOUND');
+    if (!record) return sendHttpError(reply, 404, `Unknown instance ${id}: register again`, 'NOT_FOUND');
     if (!authorize(request, reply, record.service)) return reply;
     if (!(await registry.heartbeat(id, heartbeat))) {
-      return sendError(reply, 404, `Unknown instance ${id}: register again`, 'NOT_FOUND');
+      return sendHttpError(reply, 404, `Unknown instance ${id}: register again`, 'NOT_FOUND');
     }
     return reply.code(204).send();
   });
@@ -116,7 +114,7 @@ export function registerRegistryApi(app: FastifyInstance, deps: RegistryApiDeps)
     if (credentialMissing(request, reply)) return reply;
     const { id } = parseInput(instanceParams, request.params, 'id');
     const record = await registry.find(id);
-    if (!record) return sendError(reply, 404, `Unknown instance ${id}`, 'NOT_FOUND');
+    if (!record) return sendHttpError(reply, 404, `Unknown instance ${id}`, 'NOT_FOUND');
     if (!authorize(request, reply, record.service)) return reply;
     await registry.deregister(id, 'deregistered');
     return reply.code(204).send();
@@ -148,7 +146,7 @@ export function registerRegistryApi(app: FastifyInstance, deps: RegistryApiDeps)
 
   app.get(REGISTRY_API.supergraph, async (request, reply) => {
     const served = registry.supergraph();
-    if (!served) return sendError(reply, 503, 'No supergraph has been composed yet', 'NOT_FOUND');
+    if (!served) return sendHttpError(reply, 503, 'No supergraph has been composed yet', 'NOT_FOUND');
     reply
       .header('etag', `"${served.hash}"`)
       .header('x-supergraph-hash', served.hash)
@@ -230,13 +228,6 @@ function etagsOf(header: string | undefined): Set<string> {
   );
 }
 
-function sendError(reply: FastifyReply, status: number, message: string, code: ErrorCode, extra = {}) {
-  return reply
-    .code(status)
-    .type('application/json')
-    .send(httpErrorBody(message, code, extra));
-}
-
 /** JSON bodies, where an empty body counts as none (`curl -X PUT .../heartbeat` with a JSON content type). */
 function parseJsonBody(
   _request: FastifyRequest,
@@ -249,39 +240,4 @@ function parseJsonBody(
   } catch {
     done(Object.assign(new Error('Malformed JSON body'), { statusCode: 400 }));
   }
-}
-
-/** Errors answer with the GraphQL-style error body every AIVA service uses; no internals. */
-export function installErrorHandlers(app: FastifyInstance, logger: Logger, bodyLimit: number): void {
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error instanceof AivaError) {
-      const { code: _code, ...extensions } = error.extensions;
-      return sendError(
-        reply,
-        error.code === 'BAD_USER_INPUT' ? 400 : 500,
-        error.message,
-        error.code,
-        extensions,
-      );
-    }
-    const status = error.statusCode ?? 500;
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
-      return sendError(
-        reply,
-        413,
-        `Request body is larger than the limit of ${bodyLimit} bytes`,
-        'BAD_USER_INPUT',
-      );
-    }
-    if (status >= 400 && status < 500) {
-      const message =
-        error instanceof SyntaxError || /JSON/i.test(error.message) ? 'Malformed JSON body' : error.message;
-      return sendError(reply, status, message, 'BAD_USER_INPUT');
-    }
-    logger.error({ err: error, url: request.url.split('?')[0] }, 'unhandled error');
-    return sendError(reply, 500, 'Internal server error', 'INTERNAL_SERVER_ERROR');
-  });
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, 404, `No route for ${request.method} ${request.url.split('?')[0]}`, 'NOT_FOUND'),
-  );
 }

@@ -1,10 +1,16 @@
-import { connectRedis, type EventBus, type Logger, registerSecurity } from '@aiva/shared';
+import {
+  connectRedis,
+  type EventBus,
+  installHttpErrorHandlers,
+  type Logger,
+  registerSecurity,
+} from '@aiva/shared';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { OrchestratorConfig } from '../config.js';
 import { createComposer } from './composition.js';
 import { type RegistrySettings, type RegistryTuning, recordTtlMs, registrySettings } from './defaults.js';
 import { type DnsDiscovery, startDnsDiscovery } from './dns-discovery.js';
-import { installErrorHandlers, registerRegistryApi } from './http.js';
+import { registerRegistryApi } from './http.js';
 import { createRegistryMetrics, type RegistryMetrics } from './metrics.js';
 import { type Prober, startProber } from './probes.js';
 import { Registry } from './registry.js';
@@ -126,7 +132,7 @@ export async function createRegistryApp(options: RegistryAppOptions): Promise<Re
     forceCloseConnections: 'idle',
   });
   await registerSecurity(app, { corsOrigins: [] });
-  installErrorHandlers(app, logger, settings.bodyLimitBytes);
+  installHttpErrorHandlers(app, { bodyLimit: settings.bodyLimitBytes, logger });
   registerRegistryApi(app, {
     registry,
     store,

@@ -140,14 +140,14 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
       if (stopping) break;
       const instances = processesOf(service);
       logger.info(
-        { service: service.name, instances: instances.length },
+        { instanceOf: service.name, instances: instances.length },
         `starting ${service.name} (${instances.length} instance${instances.length === 1 ? '' : 's'})`,
       );
       const outcomes = await Promise.all(instances.map((managed) => startOne(managed)));
       const given = outcomes.filter((outcome) => outcome !== 'ready' && outcome !== 'stopped');
       if (given.length > 0 && !stopping) {
         logger.error(
-          { service: service.name, outcomes },
+          { instanceOf: service.name, outcomes },
           `${service.name} is not ready (${given.join(', ')}): starting the next services anyway`,
         );
       }

@@ -35,7 +35,11 @@ export function createTrafficReporter(options: TrafficReporterOptions): TrafficR
   async function send(): Promise<void> {
     const instances = options.router.takeTraffic();
     if (instances.length === 0 || !options.token) return;
-    const report: TrafficReport = { reporter: options.reporter(), instances };
+    const report: TrafficReport = {
+      reporter: options.reporter(),
+      windowSeconds: intervalMs / 1000,
+      instances,
+    };
     try {
       const response = await fetch(new URL(REGISTRY_API.reports, options.orchestratorUrl), {
         method: 'POST',

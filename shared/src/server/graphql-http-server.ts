@@ -7,7 +7,6 @@ import {
 import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
 import Fastify, {
   type FastifyBaseLogger,
-  type FastifyError,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
@@ -20,12 +19,14 @@ import {
   type DiscoveryOptions,
   type InstanceRegistration,
 } from '../discovery/registration.js';
-import { AivaError, createFormatError, type ErrorCode } from '../errors.js';
+import { AivaError, createFormatError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { installHttpErrorHandlers } from './http-errors.js';
 import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
 import { type ReadinessCheck, runReadinessChecks } from './readiness.js';
 import { registerSecurity } from './security.js';
 
+export { httpErrorBody, installHttpErrorHandlers, sendHttpError } from './http-errors.js';
 export {
   CacheRateLimitStore,
   type CacheRateLimitStoreOptions,
@@ -110,24 +111,6 @@ export interface GraphQLHttpServer {
   close(): Promise<void>;
 }
 
-/** A GraphQL error body for failures that happen before GraphQL runs (bad JSON, body too large, ...). */
-export function httpErrorBody(message: string, code: ErrorCode, extra: Record<string, unknown> = {}) {
-  return { errors: [{ message, extensions: { ...extra, code } }] };
-}
-
-function sendHttpError(
-  reply: FastifyReply,
-  status: number,
-  message: string,
-  code: ErrorCode,
-  extra: Record<string, unknown> = {},
-) {
-  return reply
-    .status(status)
-    .type('application/json')
-    .send(httpErrorBody(message, code, extra));
-}
-
 /** The outcome of verifying a request's access token, kept for the request's lifetime. */
 type Verification = { viewer: Viewer | undefined } | { error: unknown };
 const verifications = new WeakMap<FastifyRequest, Verification>();
@@ -163,7 +146,7 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
   const metrics = createServiceMetrics(name);
   const load = trackLoad(app);
   await registerSecurity(app, { corsOrigins: options.corsOrigins ?? [] });
-  installErrorHandlers(app, bodyLimit);
+  installHttpErrorHandlers(app, { bodyLimit, logger });
 
   const formatError = createFormatError({
     onInternalError: (error) => logger.error({ err: error }, 'unexpected error in GraphQL execution'),
@@ -364,59 +347,6 @@ function registerOpsRoutes(
   app.get('/metrics', async (_request, reply) =>
     reply.type(deps.metrics.contentType).send(await deps.metrics.render()),
   );
-}
-
-/** Failures before GraphQL runs still answer with a GraphQL error body and the right HTTP status. */
-function installErrorHandlers(app: FastifyInstance, bodyLimit: number) {
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error instanceof AivaError) {
-      // Thrown by a hook (a bad access token): the error's own HTTP status and headers, its public message.
-      const http = error.extensions.http as { status?: number; headers?: Map<string, string> } | undefined;
-      for (const [name, value] of http?.headers ?? []) reply.header(name, value);
-      return sendHttpError(reply, http?.status ?? 400, error.message, error.code);
-    }
-    const status = error.statusCode ?? 500;
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
-      return sendHttpError(
-        reply,
-        413,
-        `Request body is larger than the limit of ${bodyLimit} bytes`,
-        'BAD_USER_INPUT',
-      );
-    }
-    if (status === 429) {
-      const retryAfter = retryAfterOf(error, reply);
-      return sendHttpError(
-        reply,
-        429,
-        error.message || 'Too many requests',
-        'RATE_LIMITED',
-        retryAfter === undefined ? {} : { retryAfter },
-      );
-    }
-    if (status >= 400 && status < 500) {
-      const message =
-        error instanceof SyntaxError || /JSON/i.test(error.message) ? 'Malformed JSON body' : error.message;
-      return sendHttpError(reply, status, message, 'BAD_USER_INPUT');
-    }
-    request.log.error({ err: error }, 'unhandled error');
-    return sendHttpError(reply, 500, 'Internal server error', 'INTERNAL_SERVER_ERROR');
-  });
-  app.setNotFoundHandler((request, reply) =>
-    sendHttpError(reply, 404, `No route for ${request.method} ${request.url.split('?')[0]}`, 'NOT_FOUND'),
-  );
-}
-
-/** Seconds until a rate-limited client may retry: the error's `retryAfter`, else the `retry-after` header. */
-function retryAfterOf(error: FastifyError, reply: FastifyReply): number | undefined {
-  const candidates = [(error as { retryAfter?: unknown }).retryAfter, reply.getHeader('retry-after')];
-  for (const candidate of candidates) {
-    const seconds = Number(candidate);
-    if (candidate !== undefined && candidate !== '' && Number.isFinite(seconds) && seconds >= 0) {
-      return Math.ceil(seconds);
-    }
-  }
-  return undefined;
 }
 
 /** Apollo's logger interface, backed by the service's pino logger. */
