@@ -19,9 +19,11 @@ import {
   type RoutingFollower,
   rateLimitExceeded,
   readSupergraph,
+  revocationAwareVerifier,
   routedCall,
   ServiceRouter,
   type SubgraphEndpoint,
+  sessionRevocations,
   staticSubgraphUrls,
   subgraphsOf,
   verifiedViewer,
@@ -162,13 +164,17 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
             maxEntries: 100_000,
           })
         : cache;
-  const verifier =
+  // Tokens of sessions auth has ended are refused before they expire (auth marks them in the shared cache).
+  const verifier = revocationAwareVerifier(
     options.verifier ??
-    createRemoteVerifier({
-      jwksUrl: config.AUTH_JWKS_URL,
-      issuer: config.AUTH_ISSUER,
-      audience: config.AUTH_AUDIENCE,
-    });
+      createRemoteVerifier({
+        jwksUrl: config.AUTH_JWKS_URL,
+        issuer: config.AUTH_ISSUER,
+        audience: config.AUTH_AUDIENCE,
+      }),
+    sessionRevocations(cache),
+    logger,
+  );
 
   follower?.start();
   const gateway = new ApolloGateway({

@@ -186,11 +186,18 @@ function authSuite(label: string, env: () => Record<string, string>) {
       const signOut = await call('mutation($t: String) { signOut(refreshToken: $t) }', { t: refreshToken });
       expect(signOut.body).toEqual({ data: { signOut: true } });
       expect(codeOf(await refresh(refreshToken))).toBe('UNAUTHENTICATED');
+      // The ended session's access token is refused at once, not only when it expires.
+      const stale = await call('{ me { id } }', {}, accessToken);
+      expect(stale.status).toBe(401);
+      expect(codeOf(stale)).toBe('UNAUTHENTICATED');
+      expect(codeOf(await call('{ me { id } }', {}, other.accessToken))).toBeUndefined();
       expect(codeOf(await refresh(other.refreshToken))).toBeUndefined();
       const third = (await signIn(input.email, PASSWORD)).body.data!.signIn;
-      const everywhere = await call('mutation { signOutEverywhere }', {}, accessToken);
+      const everywhere = await call('mutation { signOutEverywhere }', {}, third.accessToken);
       expect(everywhere.body).toEqual({ data: { signOutEverywhere: true } });
       expect(codeOf(await refresh(third.refreshToken))).toBe('UNAUTHENTICATED');
+      expect(codeOf(await call('{ me { id } }', {}, third.accessToken))).toBe('UNAUTHENTICATED');
+      expect(codeOf(await call('{ me { id } }', {}, other.accessToken))).toBe('UNAUTHENTICATED');
       expect(codeOf(await call('mutation { signOutEverywhere }'))).toBe('UNAUTHENTICATED');
     });
 
@@ -213,6 +220,8 @@ function authSuite(label: string, env: () => Record<string, string>) {
         data: { changePassword: true },
       });
       expect(codeOf(await refresh(other.refreshToken))).toBe('UNAUTHENTICATED');
+      expect(codeOf(await call('{ me { id } }', {}, other.accessToken))).toBe('UNAUTHENTICATED');
+      expect(codeOf(await call('{ me { id } }', {}, accessToken))).toBeUndefined();
       expect(codeOf(await refresh(refreshToken))).toBeUndefined();
       expect(codeOf(await signIn(input.email, PASSWORD))).toBe('UNAUTHENTICATED');
       expect(codeOf(await signIn(input.email, 'a brand new secret'))).toBeUndefined();

@@ -128,5 +128,9 @@ describe('pnpm start', () => {
       (line) => line.msg === 'account removed with its profile',
     );
     expect(removal).toMatchObject({ userId, sessionsEnded: 1 });
+    // auth ended the session in its process; the gateway, in another, refuses its access token from now on.
+    const stale = await graphql(system.gatewayUrl, '{ me { id } }', {}, bearer(accessToken));
+    expect(stale.status).toBe(401);
+    expect(stale.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
   });
 });

@@ -1,4 +1,5 @@
 export * from './config.js';
 export * from './guards.js';
+export * from './session-revocations.js';
 export * from './verifier.js';
 export * from './viewer.js';

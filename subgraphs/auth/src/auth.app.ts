@@ -15,6 +15,7 @@ import {
   ServiceRouter,
   type SubgraphApp,
   type SubgraphAppOptions,
+  sessionRevocations,
   staticSubgraphUrls,
 } from '@aiva/shared';
 import { AccountService, EVENT_SOURCE } from './account.service.js';
@@ -110,9 +111,17 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
     fallback: options.subgraphUrls ?? staticSubgraphUrls(),
   });
   const profiles = options.profiles ?? createProfileClient({ router, keys });
+  // Ended sessions are marked where the gateway looks (the shared cache under its default prefix), for as long as
+  // one of their access tokens could still pass (lifetime + the verifiers' 30 s clock tolerance).
+  const revocationCache = await createCache({
+    logger,
+    ...(config.REDIS_URL ? { redisUrl: config.REDIS_URL } : { file: embeddedCacheFile(config) }),
+  });
   const sessionService = new SessionService(sessions, keys, {
     refreshTtlDays: config.REFRESH_TOKEN_TTL_DAYS,
     logger,
+    revocations: sessionRevocations(revocationCache),
+    revocationTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS + 30,
   });
   const limiter = new SignInLimiter(cache, {
     maxFailuresPerAccount: config.SIGNIN_MAX_FAILURES_PER_ACCOUNT,
@@ -177,6 +186,7 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
       () => removals.stop(),
       ...events.closers,
       () => cache.close(),
+      () => revocationCache.close(),
       () => sessions.close(),
       () => accounts.close(),
     ],

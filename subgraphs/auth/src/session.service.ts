@@ -1,4 +1,4 @@
-import { type Logger, unauthenticated, uuidv7 } from '@aiva/shared';
+import { type Logger, type SessionRevocations, unauthenticated, uuidv7 } from '@aiva/shared';
 import { formatRefreshToken, hashSecret, parseRefreshToken, randomSecret, sameHash } from './secret-token.js';
 import type { KeyRing } from './signing-keys.js';
 import type { AccountRecord } from './store/account.store.js';
@@ -26,7 +26,17 @@ export class SessionService {
   constructor(
     private readonly sessions: SessionStore,
     private readonly keys: KeyRing,
-    private readonly options: { refreshTtlDays: number; logger: Logger; now?: () => Date },
+    private readonly options: {
+      refreshTtlDays: number;
+      logger: Logger;
+      now?: () => Date;
+      /**
+       * Where ended sessions are marked, so the gateway refuses their access tokens before they expire; with
+       * `revocationTtlSeconds`, the longest an access token can still be accepted (its lifetime and clock skew).
+       */
+      revocations?: SessionRevocations;
+      revocationTtlSeconds?: number;
+    },
   ) {}
 
   private now(): Date {
@@ -75,6 +85,7 @@ export class SessionService {
     const account = await accountOf(session.userId);
     if (!account) {
       await this.sessions.revoke(session.id, 'account_removed', now);
+      await this.markRevoked([session.id]);
       throw unauthenticated(INVALID_REFRESH);
     }
     const secret = randomSecret();
@@ -94,18 +105,26 @@ export class SessionService {
     const session = await this.sessions.get(parsed.sessionId);
     if (!session || !sameHash(hashSecret(parsed.secret), session.tokenHash))
       throw unauthenticated(INVALID_REFRESH);
-    return this.sessions.revoke(session.id, 'signed_out', this.now());
+    const ended = await this.sessions.revoke(session.id, 'signed_out', this.now());
+    await this.markRevoked([session.id]);
+    return ended;
   }
 
   /** Ends one of the user's own sessions. */
   async end(userId: string, sessionId: string): Promise<boolean> {
     const session = await this.sessions.get(sessionId);
     if (!session || session.userId !== userId) return false;
-    return this.sessions.revoke(sessionId, 'signed_out', this.now());
+    const ended = await this.sessions.revoke(sessionId, 'signed_out', this.now());
+    await this.markRevoked([sessionId]);
+    return ended;
   }
 
-  endAll(userId: string, reason: string, exceptSessionId?: string): Promise<number> {
-    return this.sessions.revokeAllForUser(userId, reason, this.now(), exceptSessionId);
+  async endAll(userId: string, reason: string, exceptSessionId?: string): Promise<number> {
+    const now = this.now();
+    const active = await this.sessions.listActiveForUser(userId, now);
+    const ended = await this.sessions.revokeAllForUser(userId, reason, now, exceptSessionId);
+    await this.markRevoked(active.map((s) => s.id).filter((id) => id !== exceptSessionId));
+    return ended;
   }
 
   listActive(userId: string): Promise<SessionRecord[]> {
@@ -118,6 +137,21 @@ export class SessionService {
       'refresh token reuse: session revoked',
     );
     await this.sessions.revoke(session.id, 'refresh_token_reuse', this.now());
+    await this.markRevoked([session.id]);
+  }
+
+  /** Marks ended sessions for the gateway; a cache failure is logged, never fails the sign-out itself. */
+  private async markRevoked(sessionIds: string[]): Promise<void> {
+    const { revocations, revocationTtlSeconds } = this.options;
+    if (!revocations || !revocationTtlSeconds || sessionIds.length === 0) return;
+    try {
+      await revocations.revoke(sessionIds, revocationTtlSeconds);
+    } catch (error) {
+      this.options.logger.error(
+        { err: (error as Error).message, sessions: sessionIds.length },
+        'could not mark ended sessions as revoked: their access tokens stay valid until they expire',
+      );
+    }
   }
 
   private async tokensFor(account: AccountRecord, sessionId: string, secret: string): Promise<IssuedTokens> {
