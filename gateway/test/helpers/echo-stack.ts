@@ -78,6 +78,8 @@ export async function startGatewayWith(options: {
   env?: Record<string, string>;
   verifier?: AccessTokenVerifier;
   cacheKeyPrefix?: string;
+  /** Follow the orchestrator at ORCHESTRATOR_URL (default false: the subgraphs' URLs only). */
+  discovery?: boolean;
 }): Promise<GatewayUnderTest> {
   const composed = composeSupergraph(
     options.subgraphs.map((s) => ({ name: s.name, url: s.url, sdl: print(s.typeDefs) })),
@@ -96,7 +98,7 @@ export async function startGatewayWith(options: {
     logger: silentLogger,
     supergraphSdl: composed.supergraphSdl,
     subgraphUrls: {},
-    discovery: false,
+    discovery: options.discovery ?? false,
     ...(options.verifier ? { verifier: options.verifier } : {}),
     ...(options.cacheKeyPrefix ? { cacheKeyPrefix: options.cacheKeyPrefix } : {}),
   });
