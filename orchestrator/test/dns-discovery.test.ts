@@ -108,7 +108,7 @@ function describeDns(name: string, fn: () => void): void {
     describe(name, fn);
     return;
   }
-  const reason = 'dnsmasq is not installed (Debian package `dnsmasq`)';
+  const reason = 'dnsmasq is not installed (Debian package `dnsmasq-base`)';
   if (process.env.CI === 'true') {
     describe(name, () => {
       it('needs dnsmasq', () => {
