@@ -13,7 +13,9 @@ import {
   discoveryFromEnv,
   embeddedCacheFile,
   type GraphQLHttpServer,
+  introspectionOf,
   type Logger,
+  operationLimitsOf,
   type ReadinessCheck,
   type RequestContext,
   type RoutingFollower,
@@ -204,11 +206,14 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
     logger,
     apollo: {
       gateway,
-      introspection: config.NODE_ENV !== 'production',
-      // Automatic persisted queries, kept in the cache port (Redis when REDIS_URL is set).
+      // Automatic persisted queries, kept in the cache port (Redis when REDIS_URL is set), each at most
+      // APQ_MAX_QUERY_BYTES (see operationLimits).
       cache: new ApolloCacheAdapter(cache, 'gateway:apq:'),
       persistedQueries: { ttl: config.APQ_TTL_SECONDS },
     },
+    // Checked here and again in every subgraph (GRAPHQL_MAX_*), before any subgraph is called.
+    operationLimits: operationLimitsOf(config),
+    introspection: introspectionOf(config),
     corsOrigins: config.CORS_ORIGINS,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     // Bad tokens fail with UNAUTHENTICATED (HTTP 401) before any subgraph is called.

@@ -33,8 +33,9 @@ function unavailable(name: string): GraphQLError {
 /**
  * Sends the gateway's subgraph requests to a live instance of the subgraph picked by the router (power of two
  * choices, breakers), over keep-alive pools (undici). Passes the caller's `authorization` (subgraphs verify it
- * again), the request id and the client's address on. `x-forwarded-for` is set, never relayed: it is the address
- * the gateway determined (`request.ip`, which believes a client's X-Forwarded-For only from TRUST_PROXY). A
+ * again), the request id (the client's when well-formed, else the one the gateway made), the client's valid W3C
+ * `traceparent` / `tracestate` and the client's address on. `x-forwarded-for` is set, never relayed: it is the
+ * address the gateway determined (`request.ip`, which believes a client's X-Forwarded-For only from TRUST_PROXY). A
  * query that could not reach an instance (refused, reset, the instance shutting down) is sent once more to
  * another one; a mutation never is. A subgraph that cannot be reached becomes an error naming it, without
  * addresses or low-level causes.
@@ -61,6 +62,8 @@ export class RoutedDataSource implements GraphQLDataSource<RequestContext> {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (context?.authorization) headers.authorization = context.authorization;
     if (context?.requestId) headers['x-request-id'] = context.requestId;
+    if (context?.traceparent) headers.traceparent = context.traceparent;
+    if (context?.tracestate) headers.tracestate = context.tracestate;
     if (context?.ip) headers['x-forwarded-for'] = context.ip;
     const body = JSON.stringify({
       query,

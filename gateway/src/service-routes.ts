@@ -6,6 +6,7 @@ import {
   type RoutingTable,
   type ServiceRouter,
   type TokenCheckHooks,
+  traceContextOf,
 } from '@aiva/shared';
 import httpProxy from '@fastify/http-proxy';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -37,7 +38,7 @@ const pathOf = (url: string) => url.split('?', 1)[0] ?? url;
 interface CallerOf {
   ip: string;
   id: string;
-  headers: { authorization?: string | undefined };
+  headers: Record<string, string | string[] | undefined> & { authorization?: string | undefined };
 }
 
 /**
@@ -62,10 +63,19 @@ export async function registerServiceRoutes(app: FastifyInstance, options: Servi
     entry.lease.done(outcome, Number(process.hrtime.bigint() - entry.started) / 1e9);
   };
 
-  /** What the instance learns about the caller: the same headers the gateway sends subgraphs. */
+  /**
+   * What the instance learns about the caller: the same headers the gateway sends subgraphs (the request id it
+   * accepted or made, a valid trace context only).
+   */
   const forwardedHeaders = <H extends object>(request: CallerOf, headers: H): H => {
+    const {
+      traceparent: _traceparent,
+      tracestate: _tracestate,
+      ...rest
+    } = headers as Record<string, unknown>;
     const next: Record<string, unknown> = {
-      ...headers,
+      ...rest,
+      ...traceContextOf(request.headers),
       'x-forwarded-for': request.ip,
       'x-request-id': request.id,
     };

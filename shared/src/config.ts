@@ -68,6 +68,9 @@ export const env = {
   logLevel: () => z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 };
 
+/** A limit: a whole number >= 0, where 0 turns the limit off. */
+const limit = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
+
 /** Variables every AIVA process understands. */
 export const commonEnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -91,6 +94,30 @@ export const commonEnvSchema = z.object({
   ADVERTISE_HOST: z.string().optional(),
   /** Set by the orchestrator's supervisor: the process slot (`users#2`) this instance runs in. */
   AIVA_INSTANCE_SLOT: z.string().optional(),
+  // Operation limits of every GraphQL server (gateway and subgraphs); 0 turns one off. See server/operation-limits.
+  /** Deepest field nesting of an operation (fragments do not count as a level). */
+  GRAPHQL_MAX_DEPTH: limit(12),
+  /** Aliased fields in an operation (aliased `__typename` is free). */
+  GRAPHQL_MAX_ALIASES: limit(30),
+  /** Root fields (distinct response names) of a query or subscription. */
+  GRAPHQL_MAX_ROOT_FIELDS: limit(20),
+  /** Root fields of a mutation: each one is a separate write. */
+  GRAPHQL_MAX_MUTATIONS: limit(5),
+  /** Directives in an operation, fragments included. */
+  GRAPHQL_MAX_DIRECTIVES: limit(50),
+  /** Lexical tokens of a document; the parser stops at the limit (comments do not count). */
+  GRAPHQL_MAX_TOKENS: limit(15_000),
+  /** Estimated cost of an operation (graphql-armor's cost: objects 2, scalars 1, ×1.5 per level, ×first/last). */
+  GRAPHQL_MAX_COST: limit(20_000),
+  /** Largest query text an automatic persisted query may register, in bytes. */
+  APQ_MAX_QUERY_BYTES: limit(32 * 1024),
+  /**
+   * Introspection and "did you mean" suggestions in errors: `true` or `false`; unset: on in development only.
+   */
+  GRAPHQL_INTROSPECTION: z
+    .enum(['true', 'false'], { message: 'must be true or false' })
+    .transform((value) => value === 'true')
+    .optional(),
 });
 export type CommonEnv = z.infer<typeof commonEnvSchema>;
 

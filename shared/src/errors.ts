@@ -95,8 +95,10 @@ export function createFormatError(options: FormatErrorOptions = {}) {
     const rawCode = String(formatted.extensions?.code ?? '');
     const code = KNOWN.has(rawCode) ? (rawCode as ErrorCode) : APOLLO_CODE_MAP[rawCode];
     if (code && code !== 'INTERNAL_SERVER_ERROR') {
-      // Apollo's own code stays visible as `reason` (APQ clients look for PERSISTED_QUERY_NOT_FOUND).
-      const reason = rawCode && rawCode !== code ? { reason: rawCode } : {};
+      // Apollo's own code stays visible as `reason` (APQ clients look for PERSISTED_QUERY_NOT_FOUND), unless the
+      // error names its own (an operation limit refused in validation: `MAX_DEPTH`, ...).
+      const reason =
+        rawCode && rawCode !== code && extensions.reason === undefined ? { reason: rawCode } : {};
       return { ...formatted, extensions: { ...extensions, ...reason, code } };
     }
     // A subgraph's error relayed by the gateway (`serviceName` set) was already made public by the subgraph,

@@ -28,10 +28,19 @@ export interface GatewayUnderTest {
   base: string;
 }
 
-/** A subgraph that answers with the headers the gateway sent it, and counts how often it was called. */
+/**
+ * A subgraph that answers with the headers the gateway sent it (as its server accepted them: the request id,
+ * a valid trace context), and counts how often it was called.
+ */
 export const echoTypeDefs = parse(`
   extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key"])
-  type Echo { authorization: String forwardedFor: String }
+  type Echo {
+    authorization: String
+    forwardedFor: String
+    requestId: String
+    traceparent: String
+    tracestate: String
+  }
   type Query { echo: Echo! }
 `);
 
@@ -60,7 +69,13 @@ export async function startEcho(): Promise<EchoUnderTest> {
       Query: {
         echo: (_: unknown, __: unknown, ctx: EchoContext) => {
           calls++;
-          return { authorization: ctx.authorization ?? null, forwardedFor: ctx.forwardedFor ?? null };
+          return {
+            authorization: ctx.authorization ?? null,
+            forwardedFor: ctx.forwardedFor ?? null,
+            requestId: ctx.requestId,
+            traceparent: ctx.traceparent ?? null,
+            tracestate: ctx.tracestate ?? null,
+          };
         },
       },
     },

@@ -1,8 +1,16 @@
 import type { Cache } from './cache.js';
 
+/** The byte bound of a memory cache when none is given. */
+export const DEFAULT_MEMORY_CACHE_MAX_BYTES = 64 * 1024 * 1024;
+
 export interface MemoryCacheOptions {
   /** Entries kept before the least recently used is evicted (default 10,000). */
   maxEntries?: number;
+  /**
+   * Bytes of keys and values (UTF-8) kept before the least recently used entries are evicted (default 64 MiB).
+   * A single entry larger than this is not kept at all.
+   */
+  maxBytes?: number;
   /** The clock, for tests (default Date.now). */
   now?: () => number;
 }
@@ -11,6 +19,8 @@ interface Entry {
   value: string;
   /** Epoch ms; undefined keeps the entry until evicted or deleted. */
   expiresAt: number | undefined;
+  /** What the entry counts against `maxBytes`. */
+  bytes: number;
 }
 
 /** Milliseconds for an optional TTL in seconds; undefined when the key should not expire. */
@@ -30,27 +40,39 @@ export function windowToMs(ttlSeconds: number): number {
 }
 
 /**
- * A bounded in-process LRU cache with TTLs, for single-process setups and tests. A Map keeps insertion order,
- * so re-inserting on access keeps the least recently used entry first. Expired entries are dropped lazily.
+ * A bounded in-process LRU cache with TTLs, for single-process setups and tests: at most `maxEntries` entries and
+ * `maxBytes` bytes. A Map keeps insertion order, so re-inserting on access keeps the least recently used entry
+ * first. Expired entries are dropped lazily.
  */
 export function createMemoryCache(options: MemoryCacheOptions = {}): Cache {
   const maxEntries = options.maxEntries ?? 10_000;
+  const maxBytes = options.maxBytes ?? DEFAULT_MEMORY_CACHE_MAX_BYTES;
   const now = options.now ?? Date.now;
   if (!Number.isInteger(maxEntries) || maxEntries < 1)
     throw new RangeError('maxEntries must be an integer >= 1');
+  if (!Number.isInteger(maxBytes) || maxBytes < 1) throw new RangeError('maxBytes must be an integer >= 1');
   const entries = new Map<string, Entry>();
+  let bytes = 0;
   let closed = false;
 
   const assertOpen = () => {
     if (closed) throw new Error('The cache is closed');
   };
 
+  function remove(key: string): boolean {
+    const entry = entries.get(key);
+    if (!entry) return false;
+    entries.delete(key);
+    bytes -= entry.bytes;
+    return true;
+  }
+
   /** The live entry for a key, marked as recently used; expired entries are removed. */
   function live(key: string): Entry | undefined {
     const entry = entries.get(key);
     if (!entry) return undefined;
     if (entry.expiresAt !== undefined && entry.expiresAt <= now()) {
-      entries.delete(key);
+      remove(key);
       return undefined;
     }
     entries.delete(key);
@@ -58,13 +80,17 @@ export function createMemoryCache(options: MemoryCacheOptions = {}): Cache {
     return entry;
   }
 
-  function store(key: string, entry: Entry): void {
-    entries.delete(key);
-    entries.set(key, entry);
-    while (entries.size > maxEntries) {
+  function store(key: string, value: string, expiresAt: number | undefined): void {
+    remove(key);
+    const size = Buffer.byteLength(key) + Buffer.byteLength(value);
+    // Larger than the whole cache: it would evict everything and then itself.
+    if (size > maxBytes) return;
+    entries.set(key, { value, expiresAt, bytes: size });
+    bytes += size;
+    while (entries.size > maxEntries || bytes > maxBytes) {
       const oldest = entries.keys().next().value;
       if (oldest === undefined) break;
-      entries.delete(oldest);
+      remove(oldest);
     }
   }
 
@@ -81,18 +107,18 @@ export function createMemoryCache(options: MemoryCacheOptions = {}): Cache {
     },
     async set(key, value, ttlSeconds) {
       assertOpen();
-      store(key, { value, expiresAt: expiry(ttlSeconds) });
+      store(key, value, expiry(ttlSeconds));
     },
     async setIfAbsent(key, value, ttlSeconds) {
       assertOpen();
       if (live(key)) return false;
-      store(key, { value, expiresAt: expiry(ttlSeconds) });
+      store(key, value, expiry(ttlSeconds));
       return true;
     },
     async delete(key) {
       assertOpen();
       const existed = live(key) !== undefined;
-      entries.delete(key);
+      remove(key);
       return existed;
     },
     async increment(key, ttlSeconds) {
@@ -104,7 +130,7 @@ export function createMemoryCache(options: MemoryCacheOptions = {}): Cache {
       // Like Redis INCR + PEXPIRE NX: the first increment (or a key without expiry) starts the window.
       const expiresAt = entry?.expiresAt ?? now() + windowMs;
       const value = current + 1;
-      store(key, { value: String(value), expiresAt });
+      store(key, String(value), expiresAt);
       return { value, ttlMs: Math.max(0, expiresAt - now()) };
     },
     async ping() {
@@ -113,6 +139,7 @@ export function createMemoryCache(options: MemoryCacheOptions = {}): Cache {
     async close() {
       closed = true;
       entries.clear();
+      bytes = 0;
     },
   };
 }

@@ -23,10 +23,22 @@ import { AivaError, createFormatError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { installHttpErrorHandlers } from './http-errors.js';
 import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
+import {
+  graphqlEdgeFromEnv,
+  type OperationLimits,
+  operationLimitRules,
+  operationParseOptions,
+  persistedQuerySizeLimit,
+  tokenLimitError,
+  withoutSuggestions,
+} from './operation-limits.js';
 import { type ReadinessCheck, runReadinessChecks } from './readiness.js';
+import { requestIdOf, traceContextOf } from './request-identity.js';
+import { reusedResult } from './reused-result.js';
 import { registerSecurity } from './security.js';
 
 export { httpErrorBody, installHttpErrorHandlers, sendHttpError } from './http-errors.js';
+export * from './operation-limits.js';
 export {
   CacheRateLimitStore,
   type CacheRateLimitStoreOptions,
@@ -36,6 +48,8 @@ export {
   type RateLimitStoreCtor,
   rateLimitExceeded,
 } from './rate-limit-store.js';
+export * from './request-identity.js';
+export { reusedResult } from './reused-result.js';
 
 /** What every resolver gets, whatever the service adds. */
 export interface RequestContext extends BaseContext {
@@ -47,15 +61,39 @@ export interface RequestContext extends BaseContext {
   viewer?: Viewer;
   /** The client's address (from a trusted proxy's X-Forwarded-For when TRUST_PROXY allows it). */
   ip: string;
+  /** The caller's W3C trace context, when valid (passed on to the services this request calls). */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 
+/** How long an answer of `/ready` or `/metrics` is reused, by default. */
+export const DEFAULT_OPS_CACHE_MS = 1000;
+
 export interface GraphQLHttpServerOptions<TContext extends RequestContext> {
   name: string;
   logger: Logger;
-  /** The Apollo Server options: a `schema` (subgraph) or a `gateway`. Error formatting and metrics are added. */
-  apollo: Omit<ApolloServerOptions<TContext>, 'formatError' | 'logger'>;
+  /**
+   * The Apollo Server options: a `schema` (subgraph) or a `gateway`. Error formatting, metrics, operation limits
+   * and introspection are added.
+   */
+  apollo: Omit<ApolloServerOptions<TContext>, 'formatError' | 'logger' | 'introspection' | 'parseOptions'>;
+  /**
+   * Limits every operation must keep (depth, aliases, root fields, directives, tokens, cost, persisted query
+   * size); default: from the environment (`GRAPHQL_MAX_*`, `APQ_MAX_QUERY_BYTES`; see `operationLimitsOf`).
+   */
+  operationLimits?: OperationLimits;
+  /**
+   * Introspection and "did you mean" suggestions in errors; default: from the environment (GRAPHQL_INTROSPECTION,
+   * else on in development only; see `introspectionOf`).
+   */
+  introspection?: boolean;
+  /**
+   * How long an answer of `/ready` and of `/metrics` is reused, in ms (default 1000; 0: only concurrent calls
+   * share one).
+   */
+  opsCacheMs?: number;
   /** Builds the per-request context from the base context (loaders, the caller, ...). */
   context?: (base: RequestContext, request: FastifyRequest) => Promise<TContext> | TContext;
   /** Dependencies `/ready` asks (a function: asked anew at each probe, for dependencies that change). */
@@ -138,7 +176,9 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
     // Per-request lines would dominate the log; metrics count requests, errors are logged where they happen.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
-    requestIdHeader: 'x-request-id',
+    // The client's x-request-id only when well-formed (else a fresh UUID): it reaches logs and subgraphs.
+    requestIdHeader: false,
+    genReqId: requestIdOf,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     trustProxy: options.trustProxy ?? false,
@@ -148,16 +188,29 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
   await registerSecurity(app, { corsOrigins: options.corsOrigins ?? [] });
   installHttpErrorHandlers(app, { bodyLimit, logger });
 
-  const formatError = createFormatError({
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  const { limits, introspection } = edgeSettings(options);
+  const sharedFormatError = createFormatError({
     onInternalError: (error) => logger.error({ err: error }, 'unexpected error in GraphQL execution'),
   });
+  // Without introspection, errors do not spell the schema out either ("Did you mean ...?").
+  const formatError: typeof sharedFormatError = (formatted, error) =>
+    sharedFormatError(tokenLimitError(introspection ? formatted : withoutSuggestions(formatted)), error);
   const plugins: ApolloServerPlugin<TContext>[] = [
     fastifyApolloDrainPlugin(app) as ApolloServerPlugin<TContext>,
     metrics.apolloPlugin<TContext>(),
+    persistedQuerySizeLimit<TContext>(limits.persistedQueryBytes),
     ...(options.apollo.plugins ?? []),
   ];
   const apollo = new ApolloServer<TContext>({
     ...(options.apollo as ApolloServerOptions<TContext>),
+    introspection,
+    // Refused before any resolver runs: the token limit while parsing, the others while validating.
+    parseOptions: operationParseOptions(limits),
+    validationRules: [...operationLimitRules(limits), ...(options.apollo.validationRules ?? [])],
     plugins,
     formatError,
     logger: apolloLogger(logger),
@@ -200,6 +253,7 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
       ip: request.ip,
       ...(authorization ? { authorization } : {}),
       ...(viewer ? { viewer } : {}),
+      ...traceContextOf(request.headers),
     };
     return options.context ? options.context(base, request) : (base as TContext);
   };
@@ -210,7 +264,13 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
     preParsing: rejectBadToken,
     handler: fastifyApolloHandler<TContext>(apollo, { context: buildContext }),
   });
-  registerOpsRoutes(app, { name, metrics, readiness: options.readiness ?? [], logger });
+  registerOpsRoutes(app, {
+    name,
+    metrics,
+    readiness: options.readiness ?? [],
+    logger,
+    cacheMs: options.opsCacheMs ?? DEFAULT_OPS_CACHE_MS,
+  });
   const tokenCheck: TokenCheckHooks = {
     onRequest: verifyAccessToken,
     preHandler: async (request) => {
@@ -275,6 +335,20 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
   };
 }
 
+/** Operation limits and introspection: as given, else from the environment. */
+function edgeSettings(options: { operationLimits?: OperationLimits; introspection?: boolean }): {
+  limits: OperationLimits;
+  introspection: boolean;
+} {
+  const { operationLimits, introspection } = options;
+  if (operationLimits && introspection !== undefined) return { limits: operationLimits, introspection };
+  const fromEnv = graphqlEdgeFromEnv();
+  return {
+    limits: operationLimits ?? fromEnv.limits,
+    introspection: introspection ?? fromEnv.introspection,
+  };
+}
+
 /** The version an instance registers with: AIVA_SERVICE_VERSION, else the version pnpm runs the package with. */
 function serviceVersion(): string {
   return process.env.AIVA_SERVICE_VERSION ?? process.env.npm_package_version ?? '0.0.0';
@@ -319,13 +393,16 @@ function registerOpsRoutes(
     metrics: ServiceMetrics;
     readiness: ReadinessCheck[] | (() => ReadinessCheck[]);
     logger: Logger;
+    cacheMs: number;
   },
 ) {
   app.get('/health', async () => ({ status: 'ok', service: deps.name }));
   // Probes ask every second or two: a dependency's failure is logged when it goes down and when it is back,
   // not at every probe.
   const down = new Set<string>();
-  app.get('/ready', async (_request, reply) => {
+  // Anyone may ask /ready and /metrics, as often as they like: the checks (a query to every subgraph at the
+  // gateway) and the rendering run at most once per `cacheMs`, and concurrent callers share one run.
+  const readiness = reusedResult(deps.cacheMs, async () => {
     const checks = typeof deps.readiness === 'function' ? deps.readiness() : deps.readiness;
     const report = await runReadinessChecks(checks, {
       onFailure: (check, error) => {
@@ -340,12 +417,17 @@ function registerOpsRoutes(
     for (const [check, state] of Object.entries(report.checks)) {
       if (state === 'up' && down.delete(check)) deps.logger.info({ check }, 'readiness check passes again');
     }
+    return report;
+  });
+  app.get('/ready', async (_request, reply) => {
+    const report = await readiness();
     return reply
       .status(report.ready ? 200 : 503)
       .send({ status: report.ready ? 'ready' : 'not_ready', service: deps.name, checks: report.checks });
   });
+  const metricsText = reusedResult(deps.cacheMs, () => deps.metrics.render());
   app.get('/metrics', async (_request, reply) =>
-    reply.type(deps.metrics.contentType).send(await deps.metrics.render()),
+    reply.type(deps.metrics.contentType).send(await metricsText()),
   );
 }
 

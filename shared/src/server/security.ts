@@ -37,6 +37,8 @@ export async function registerSecurity(app: FastifyInstance, options: SecurityOp
       'apollo-require-preflight',
       'x-apollo-operation-name',
       'x-request-id',
+      'traceparent',
+      'tracestate',
     ],
     maxAge: 600,
   });

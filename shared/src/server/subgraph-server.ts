@@ -15,15 +15,17 @@ export interface SubgraphServerOptions<TContext extends RequestContext>
   typeDefs: DocumentNode;
   // biome-ignore lint/suspicious/noExplicitAny: resolver maps are typed by each subgraph
   resolvers: GraphQLResolverMap<any>;
-  /** Introspection on `/graphql` (default: on outside production). */
-  introspection?: boolean;
 }
 
-/** A federation subgraph: `buildSubgraphSchema` served by the shared HTTP server. */
+/**
+ * A federation subgraph: `buildSubgraphSchema` served by the shared HTTP server, with the same operation limits
+ * as the gateway (a subgraph can be called directly) and introspection only in development, unless the options
+ * say otherwise (see `operationLimits` and `introspection`).
+ */
 export function createSubgraphServer<TContext extends RequestContext>(
   options: SubgraphServerOptions<TContext>,
 ): Promise<GraphQLHttpServer> {
-  const { typeDefs, resolvers, introspection, ...rest } = options;
+  const { typeDefs, resolvers, ...rest } = options;
   const schema = buildSubgraphSchema([{ typeDefs, resolvers }]);
   return createGraphQLHttpServer<TContext>({
     ...rest,
@@ -34,7 +36,6 @@ export function createSubgraphServer<TContext extends RequestContext>(
       : {}),
     apollo: {
       schema,
-      introspection: introspection ?? process.env.NODE_ENV !== 'production',
       // Federated traces would expose resolver timings to any caller that asks for them.
       plugins: [ApolloServerPluginInlineTraceDisabled()],
     },
