@@ -18,6 +18,7 @@ export * from './events/memory.js';
 export * from './events/nats.js';
 export * from './events/outbox.js';
 export * from './events/relay.js';
+export * from './events/sealing.js';
 export * from './events/service-events.js';
 export * from './events/sqlite.js';
 export * from './events/uuidv7.js';

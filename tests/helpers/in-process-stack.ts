@@ -26,6 +26,13 @@ export interface InProcessStack {
   gateway: GatewayApp;
   bus: EventBus;
   dataDir: string;
+  /** users' GraphQL URL (where auth calls it directly, and the gateway routes). */
+  usersUrl: string;
+  /**
+   * Where auth calls users from now on (e.g. a closed port, to make users unreachable for auth only); `null`
+   * goes back to users' real URL.
+   */
+  routeAuthToUsers(url: string | null): void;
   /** Stops the gateway first, then users, then auth; removes the data directory unless it was given. */
   stop(): Promise<void>;
 }
@@ -55,12 +62,13 @@ export async function startInProcessStack(options: InProcessStackOptions = {}): 
   };
   try {
     let usersUrl = '';
+    let authUsersUrl: string | null = null;
     const auth = await createAuthApp({
       config: loadConfig(authEnvSchema, env),
       logger: logger.child({ service: 'auth' }),
       bus,
       discovery: false,
-      subgraphUrls: () => ({ users: usersUrl }),
+      subgraphUrls: () => ({ users: authUsersUrl ?? usersUrl }),
     });
     const authUrl = await auth.listen();
     started.push(auth);
@@ -82,7 +90,10 @@ export async function startInProcessStack(options: InProcessStackOptions = {}): 
     });
     const gatewayUrl = `${await gateway.listen()}/graphql`;
     started.push(gateway);
-    return { gatewayUrl, authUrl, auth, users, gateway, bus, dataDir, stop };
+    const routeAuthToUsers = (url: string | null) => {
+      authUsersUrl = url;
+    };
+    return { gatewayUrl, authUrl, auth, users, gateway, bus, dataDir, usersUrl, routeAuthToUsers, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -1,9 +1,11 @@
 import {
   createMemoryBus,
+  createMemoryCache,
   createSubgraphServer,
   type EventBus,
   type GraphQLHttpServer,
   loadConfig,
+  sessionRevocations,
 } from '@aiva/shared';
 import { bearer, graphql } from '@aiva/shared/testing';
 import {
@@ -50,7 +52,15 @@ export async function startUsers(
   const bus = options.bus ?? createMemoryBus();
   const store = options.store ?? openSqliteUserStore({ file: ':memory:' });
   const config = loadConfig(usersEnvSchema, { USERS_PORT: '0', LOG_LEVEL: 'silent' });
-  const app = await createUsersApp({ config, logger: silentLogger, bus, store, verifier: tokens.verifier });
+  // Revocation marks in memory: the test issuer's sessions are never ended, and no cache file is written.
+  const app = await createUsersApp({
+    config,
+    logger: silentLogger,
+    bus,
+    store,
+    verifier: tokens.verifier,
+    revocations: sessionRevocations(createMemoryCache()),
+  });
   const base = await app.listen();
   return { app, url: `${base}/graphql`, bus, store };
 }

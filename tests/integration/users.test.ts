@@ -322,7 +322,7 @@ describe('bad input through the gateway', () => {
     expect(result.body.errors?.[0]?.extensions).toMatchObject({ code: 'CONFLICT', field: 'username' });
   });
 
-  it('rejects an update into a taken email, leaving the user unchanged', async () => {
+  it('refuses any email in an update (email belongs to auth), leaving the user unchanged', async () => {
     const a = await createUser();
     const b = await createUser();
     const result = await adminGraphql(
@@ -330,7 +330,10 @@ describe('bad input through the gateway', () => {
       'mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { id } }',
       { id: b.id, input: { email: a.email } },
     );
-    expect(result.body.errors?.[0]?.extensions).toMatchObject({ code: 'CONFLICT', field: 'email' });
+    // Issue #7: `email` is no longer part of UpdateUserInput (was CONFLICT for a taken address, and accepted for
+    // a free one: a victim's address could be squatted).
+    expect(result.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT' });
+    expect(result.body.errors?.[0]?.message).toMatch(/"email"/);
     const read = await adminGraphql<{ user: User }>(
       gateway.url,
       'query($id: ID!) { user(id: $id) { email } }',

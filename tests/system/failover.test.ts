@@ -1,5 +1,6 @@
 import { bearer, graphql, waitFor } from '@aiva/shared/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyEmailThrough } from '../helpers/sealed-mail.js';
 import { type RunningSystem, startSystem } from './helpers/system.js';
 
 // Two users instances behind the gateway, as `pnpm start --scale users=2` runs them: traffic spreads over both,
@@ -61,11 +62,18 @@ beforeAll(async () => {
     args: ['start', '--runtime', 'source', '--scale', 'users=2'],
     env: { AIVA_ADMIN_EMAILS: 'admin@example.test' },
   });
-  const signedUp = await graphql<{ signUp: { accessToken: string } }>(
+  const signedUp = await graphql<{ signUp: { accessToken: string; refreshToken: string } }>(
     system.gatewayUrl,
-    'mutation { signUp(input: { email: "admin@example.test", password: "a long password", username: "admin", firstName: "A", lastName: "D" }) { accessToken } }',
+    'mutation { signUp(input: { email: "admin@example.test", password: "a long password", username: "admin", firstName: "A", lastName: "D" }) { accessToken refreshToken } }',
   );
-  admin = bearer(signedUp.body.data!.signUp.accessToken);
+  // An AIVA_ADMIN_EMAILS address is admin once it proved it owns the address.
+  const verified = await verifyEmailThrough(
+    system.gatewayUrl,
+    system.dataDir,
+    signedUp.body.data!.signUp,
+    'admin@example.test',
+  );
+  admin = bearer(verified.accessToken);
 }, 120_000);
 
 afterAll(async () => {

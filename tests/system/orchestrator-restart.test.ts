@@ -58,6 +58,8 @@ function suite(name: string, redisUrl: string | undefined) {
       ORCHESTRATOR_PORT: String(ports.orchestrator),
       ORCHESTRATOR_URL: orchestratorUrl,
       ORCHESTRATOR_REDIS_PREFIX: `aiva-test:${randomUUID()}:`,
+      // Its own auth keys on a shared Redis: sign-up budgets per address must not add up across runs.
+      AUTH_REDIS_PREFIX: `aiva-test:${randomUUID()}:auth:`,
       REDIS_URL: redisUrl,
       HEARTBEAT_INTERVAL_MS: '500',
       INSTANCE_TTL_MS: '2000',

@@ -1,4 +1,11 @@
 import { z } from 'zod';
+import { SEALED_PATTERN } from './sealing.js';
+
+/**
+ * A sealed field (`sealed:v1:<kid>:<nonce>:<ciphertext+tag>`, see sealing.ts): single-use secrets travel only so,
+ * never in plaintext. The envelope checks the shape; a consumer holding the keys calls `openSealed(value, keys)`.
+ */
+export const sealed = () => z.string().regex(SEALED_PATTERN, 'must be a sealed value (sealed:v1:...)');
 
 /**
  * The event catalog: one zod schema per event type. Producers validate on publish, consumers on receipt.
@@ -26,20 +33,38 @@ export const eventCatalog = {
     registeredAt: z.string().datetime(),
   }),
   /**
-   * Carries the single-use token for the mail the notifications subgraph sends; auth stores only its hash.
-   * Events are internal: never log `data` of these two.
+   * Carry the single-use token for the mail the notifications subgraph sends, sealed (only a holder of the
+   * event sealing keys opens it); auth stores only its hash. Events are internal: never log `data` of these.
    */
   'aiva.auth.password_reset.requested.v1': z.object({
     userId: z.string().uuid(),
     email: z.string().email(),
-    token: z.string().min(32),
+    token: sealed(),
     expiresAt: z.string().datetime(),
   }),
   'aiva.auth.email_verification.requested.v1': z.object({
     userId: z.string().uuid(),
     email: z.string().email(),
-    token: z.string().min(32),
+    token: sealed(),
     expiresAt: z.string().datetime(),
+  }),
+  /**
+   * A signed-in person asked to use `email` (the new address, where the mail with the sealed token goes) instead
+   * of `previousEmail` (which the notifications subgraph may warn). Nothing changes until the token is confirmed.
+   */
+  'aiva.auth.email_change.requested.v1': z.object({
+    userId: z.string().uuid(),
+    email: z.string().email(),
+    previousEmail: z.string().email(),
+    token: sealed(),
+    expiresAt: z.string().datetime(),
+  }),
+  /** The account's email changed (the new address was verified); users follows with the profile's copy. */
+  'aiva.auth.user.email_changed.v1': z.object({
+    id: z.string().uuid(),
+    email: z.string().email(),
+    previousEmail: z.string().email(),
+    changedAt: z.string().datetime(),
   }),
   /** Information only: the orchestrator started routing to an instance (it registered, or recovered). */
   'aiva.orchestrator.instance.up.v1': z.object({

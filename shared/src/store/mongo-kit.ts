@@ -178,7 +178,10 @@ export async function setUpMongoStore(
   };
 }
 
-/** Published outbox documents are removed by a TTL index this long after `publishedAt`. */
+/**
+ * Published outbox documents are deleted when marked published; the TTL index on `publishedAt` (this long) only
+ * catches documents published by older code.
+ */
 const PUBLISHED_RETENTION_SECONDS = 7 * 24 * 60 * 60;
 
 /**
@@ -248,6 +251,7 @@ export interface MongoOutbox extends OutboxStore {
 /** Registers the `Outbox` model (collection `outbox`, with its pending and TTL indexes) on the connection. */
 export function createMongoOutbox(connection: Connection): MongoOutbox {
   const Outbox = connection.model<MongoOutboxDoc>('Outbox', outboxSchema);
+  let legacyPurged = false;
   return {
     model: Outbox,
 
@@ -270,11 +274,14 @@ export function createMongoOutbox(connection: Connection): MongoOutbox {
 
     async markPublished(ids) {
       if (ids.length === 0) return;
-      // Old published events are removed by the TTL index on publishedAt, so no cleanup is needed here.
-      await Outbox.updateMany(
-        { _id: { $in: [...ids] }, publishedAt: null },
-        { $set: { publishedAt: new Date() } },
-      ).exec();
+      // A published event's document goes at once: the event lives on in the bus, and the store keeps no copy
+      // of its data (events may carry sealed secrets and personal data). Documents published before this rule
+      // (kept with publishedAt set, otherwise removed by the TTL index) go on the first call.
+      await Outbox.deleteMany({ _id: { $in: [...ids] }, publishedAt: null }).exec();
+      if (!legacyPurged) {
+        await Outbox.deleteMany({ publishedAt: { $ne: null } }).exec();
+        legacyPurged = true;
+      }
     },
   };
 }

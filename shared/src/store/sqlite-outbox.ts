@@ -19,10 +19,14 @@ export const SQLITE_OUTBOX_SCHEMA = `
   CREATE INDEX outbox_published_at ON outbox (published_at) WHERE published_at IS NOT NULL;
 `;
 
+/**
+ * Kept for compatibility: published rows are no longer retained (see `createSqliteOutbox`), so these options have
+ * no effect.
+ */
 export interface SqliteOutboxOptions {
-  /** Published rows are kept this long (for inspection), then deleted (default 7 days). */
+  /** @deprecated Published rows are deleted once published; nothing is retained. */
   retentionMs?: number;
-  /** The cleanup of old published rows runs at most this often, piggybacking on `markPublished` (default 60 s). */
+  /** @deprecated No periodic cleanup runs any more. */
   cleanupIntervalMs?: number;
 }
 
@@ -35,25 +39,24 @@ export interface SqliteOutbox extends OutboxStore {
 /**
  * The outbox over the `outbox` table of `SQLITE_OUTBOX_SCHEMA`. Create it after the migrations ran (it
  * prepares its statements at once).
+ *
+ * A row is deleted as soon as the relay marked its event published: the event lives on in the bus, and the store
+ * keeps no copy of its data (events may carry sealed secrets and personal data; nothing needs them here once
+ * published). Rows published before this rule (kept with `published_at` set) are deleted on the first
+ * `markPublished`.
  */
-export function createSqliteOutbox(db: SqliteDatabaseLike, options: SqliteOutboxOptions = {}): SqliteOutbox {
-  const retentionMs = options.retentionMs ?? 7 * 24 * 60 * 60 * 1000;
-  const cleanupIntervalMs = options.cleanupIntervalMs ?? 60 * 1000;
-
+export function createSqliteOutbox(db: SqliteDatabaseLike, _options: SqliteOutboxOptions = {}): SqliteOutbox {
   const insertEvent = db.prepare(
     'INSERT INTO outbox (id, type, payload, created_at) VALUES (@id, @type, @payload, @created_at)',
   );
   const pending = db.prepare(
     'SELECT payload FROM outbox WHERE published_at IS NULL ORDER BY seq ASC LIMIT ?',
   );
-  const markPublished = db.prepare(
-    `UPDATE outbox SET published_at = ?
-     WHERE published_at IS NULL AND id IN (SELECT value FROM json_each(?))`,
+  const deletePublished = db.prepare(
+    'DELETE FROM outbox WHERE published_at IS NULL AND id IN (SELECT value FROM json_each(?))',
   );
-  const deletePublishedBefore = db.prepare(
-    'DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < ?',
-  );
-  let lastCleanup = 0;
+  const deleteLegacyPublished = db.prepare('DELETE FROM outbox WHERE published_at IS NOT NULL');
+  let legacyPurged = false;
 
   return {
     write(event) {
@@ -75,13 +78,11 @@ export function createSqliteOutbox(db: SqliteDatabaseLike, options: SqliteOutbox
 
     async markPublished(ids) {
       if (ids.length === 0) return;
-      const now = new Date();
-      const cleanup = now.getTime() - lastCleanup >= cleanupIntervalMs;
       db.transaction(() => {
-        markPublished.run(now.toISOString(), JSON.stringify(ids));
-        if (cleanup) deletePublishedBefore.run(new Date(now.getTime() - retentionMs).toISOString());
+        deletePublished.run(JSON.stringify(ids));
+        if (!legacyPurged) deleteLegacyPublished.run();
       }).immediate();
-      if (cleanup) lastCleanup = now.getTime();
+      legacyPurged = true;
     },
   };
 }

@@ -10,17 +10,25 @@ import {
   discoveryFromEnv,
   embeddedCacheFile,
   embeddedEventsFile,
+  introspectionOf,
   type Logger,
+  loadSealingKeys,
   loadTypeDefs,
+  operationLimitsOf,
+  revocationAwareVerifier,
+  type SealingKeys,
   ServiceRouter,
   type SubgraphApp,
   type SubgraphAppOptions,
+  sealingKeysFile,
   sessionRevocations,
   staticSubgraphUrls,
 } from '@aiva/shared';
 import { AccountService, EVENT_SOURCE } from './account.service.js';
 import type { AuthConfig } from './config.js';
 import { createProfileClient, type ProfileClient } from './profile.client.js';
+import { ProfileRemovals } from './profile-removals.js';
+import { RequestBudgets } from './request-budgets.js';
 import { type AuthContext, createAccountLoader, createResolvers } from './resolvers.js';
 import { SessionService } from './session.service.js';
 import { SignInLimiter } from './sign-in-limiter.js';
@@ -42,8 +50,15 @@ export interface AuthApp extends SubgraphApp {
   keys: KeyRing;
   accounts: AccountStore;
   sessions: SessionStore;
-  /** Verifies access tokens against auth's own keys (no HTTP round trip). */
+  /**
+   * Verifies access tokens against auth's own keys (no HTTP round trip), refusing those of ended sessions (the
+   * shared cache's revocation marks), as the gateway does: auth can be reached directly.
+   */
   verifier: AccessTokenVerifier;
+  /** The event sealing keys (EVENT_SEALING_KEYS or the keys file): single-use tokens in events are sealed. */
+  sealing: SealingKeys;
+  /** The durable undo of half-done sign-ups (retried in the background; `runDue()` runs a round now). */
+  profileRemovals: ProfileRemovals;
 }
 
 export interface AuthAppOptions extends SubgraphAppOptions<AuthConfig> {
@@ -86,6 +101,11 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
     audience: config.AUTH_AUDIENCE,
     logger,
   });
+  const sealing = await loadSealingKeys({
+    keys: config.EVENT_SEALING_KEYS,
+    file: sealingKeysFile(config),
+    logger,
+  });
   const accounts = await openAccountStore(config, dbFile);
   const sessions = await openSessionStore(config, dbFile, logger);
   const cache = await createCache({
@@ -122,24 +142,46 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
     logger,
     revocations: sessionRevocations(revocationCache),
     revocationTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS + 30,
+    maxSessionsPerUser: config.AUTH_MAX_SESSIONS_PER_USER,
   });
   const limiter = new SignInLimiter(cache, {
     maxFailuresPerAccount: config.SIGNIN_MAX_FAILURES_PER_ACCOUNT,
     maxFailuresPerIp: config.SIGNIN_MAX_FAILURES_PER_IP,
     windowSeconds: config.SIGNIN_FAILURE_WINDOW_SECONDS,
   });
-  const accountService = new AccountService(accounts, sessionService, profiles, limiter, {
-    adminEmails: config.AIVA_ADMIN_EMAILS,
-    passwordResetTtlMinutes: config.PASSWORD_RESET_TTL_MINUTES,
-    emailVerificationTtlHours: config.EMAIL_VERIFICATION_TTL_HOURS,
+  const budgets = new RequestBudgets(cache, {
+    perEmail: config.AUTH_REQUESTS_PER_EMAIL,
+    perAddress: config.AUTH_REQUESTS_PER_ADDRESS,
+    windowSeconds: config.AUTH_REQUEST_WINDOW_SECONDS,
+  });
+  const profileRemovals = new ProfileRemovals(accounts, profiles, {
+    retrySeconds: config.AUTH_PROFILE_REMOVAL_RETRY_SECONDS,
     logger,
-    onEventWritten: () => relay.notify(),
   });
-  const verifier = createLocalVerifier({
-    issuer: config.AUTH_ISSUER,
-    audience: config.AUTH_AUDIENCE,
-    keys: () => keys.jwks(),
-  });
+  const accountService = new AccountService(
+    accounts,
+    sessionService,
+    { profiles, limiter, budgets, profileRemovals },
+    {
+      adminEmails: config.AIVA_ADMIN_EMAILS,
+      passwordResetTtlMinutes: config.PASSWORD_RESET_TTL_MINUTES,
+      emailVerificationTtlHours: config.EMAIL_VERIFICATION_TTL_HOURS,
+      emailChangeTtlHours: config.EMAIL_CHANGE_TTL_HOURS,
+      sealing,
+      logger,
+      onEventWritten: () => relay.notify(),
+    },
+  );
+  // Auth can be reached directly, not only through the gateway: it refuses tokens of ended sessions too.
+  const verifier = revocationAwareVerifier(
+    createLocalVerifier({
+      issuer: config.AUTH_ISSUER,
+      audience: config.AUTH_AUDIENCE,
+      keys: () => keys.jwks(),
+    }),
+    sessionRevocations(revocationCache),
+    logger,
+  );
   // A profile removed in users (by the person or an admin) takes the account and its sessions with it.
   const removals = await bus.subscribe(
     ACCOUNT_REMOVAL_CONSUMER,
@@ -156,6 +198,9 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
   const server = await createSubgraphServer<AuthContext>({
     name: 'auth',
     logger,
+    // The same limits as the gateway (a subgraph can be called directly), from this service's configuration.
+    operationLimits: operationLimitsOf(config),
+    introspection: introspectionOf(config),
     typeDefs: authTypeDefs,
     resolvers: createResolvers(accountService, sessionService),
     auth: verifier,
@@ -182,6 +227,7 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
       : {}),
     onClose: [
       async () => clearInterval(rotation),
+      () => profileRemovals.stop(),
       async () => follower?.stop(),
       () => removals.stop(),
       ...events.closers,
@@ -192,6 +238,7 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
     ],
   });
   relay.start();
+  profileRemovals.start();
   follower?.start();
   return {
     server,
@@ -199,6 +246,8 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
     accounts,
     sessions,
     verifier,
+    sealing,
+    profileRemovals,
     listen: () => server.listen({ port: config.AUTH_PORT, host: config.HOST }),
     close: () => server.close(),
   };

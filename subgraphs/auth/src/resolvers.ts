@@ -11,6 +11,7 @@ import type { AccountService } from './account.service.js';
 import {
   changePasswordInput,
   emailInput,
+  requestEmailChangeInput,
   resetPasswordInput,
   signInInput,
   signUpInput,
@@ -95,19 +96,27 @@ export function createResolvers(accounts: AccountService, sessions: SessionServi
           input.newPassword,
         );
       },
-      requestPasswordReset: (_: unknown, args: { email: unknown }) => {
-        // Any string is accepted and answered alike: a malformed email simply has no account.
+      requestPasswordReset: (_: unknown, args: { email: unknown }, ctx: AuthContext) => {
+        // Any string is accepted and answered alike: a malformed email simply has no account (it still counts
+        // against the client address's budget).
         const email = emailInput.safeParse(args.email);
-        return email.success ? accounts.requestPasswordReset(email.data) : true;
+        return accounts.requestPasswordReset(email.success ? email.data : null, ctx.client);
       },
       resetPassword: (_: unknown, args: unknown) => {
         const input = parseInput(resetPasswordInput, args);
         return accounts.resetPassword(input.token, input.newPassword);
       },
       requestEmailVerification: (_: unknown, __: unknown, ctx: AuthContext) =>
-        accounts.requestEmailVerification(requireUser(ctx).userId),
+        accounts.requestEmailVerification(requireUser(ctx).userId, ctx.client),
       verifyEmail: (_: unknown, args: { token: unknown }) =>
         accounts.verifyEmail(parseInput(z.object({ token: tokenInput }), args).token),
+      requestEmailChange: (_: unknown, args: unknown, ctx: AuthContext) => {
+        const viewer = requireUser(ctx);
+        const { newEmail } = parseInput(requestEmailChangeInput, args);
+        return accounts.requestEmailChange(viewer.userId, newEmail, ctx.client);
+      },
+      confirmEmailChange: (_: unknown, args: { token: unknown }) =>
+        accounts.confirmEmailChange(parseInput(z.object({ token: tokenInput }), args).token),
     },
     User: {
       __resolveReference: (reference: UserRef): UserRef => ({ id: reference.id }),

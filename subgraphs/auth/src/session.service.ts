@@ -36,6 +36,11 @@ export class SessionService {
        */
       revocations?: SessionRevocations;
       revocationTtlSeconds?: number;
+      /**
+       * Active sessions a person may have; starting one more ends the oldest (reason `session_limit`, marked
+       * revoked like a sign-out). Unset: no cap.
+       */
+      maxSessionsPerUser?: number;
     },
   ) {}
 
@@ -61,7 +66,28 @@ export class SessionService {
       ip: client.ip,
     };
     await this.sessions.create(session);
+    await this.enforceCap(account.id, session.id);
     return this.tokensFor(account, session.id, secret);
+  }
+
+  /**
+   * Ends the oldest active sessions beyond the cap, never the one just started. Sessions started at the same time
+   * each run this after their own create, so the cap holds once they are all stored.
+   */
+  private async enforceCap(userId: string, keepSessionId: string): Promise<void> {
+    const max = this.options.maxSessionsPerUser;
+    if (!max) return;
+    const now = this.now();
+    const active = await this.sessions.listActiveForUser(userId, now); // newest first
+    if (active.length <= max) return;
+    const kept = new Set(active.slice(0, max).map((s) => s.id));
+    kept.add(keepSessionId);
+    const excess = active.filter((s) => !kept.has(s.id));
+    const ended: string[] = [];
+    for (const session of excess) {
+      if (await this.sessions.revoke(session.id, 'session_limit', now)) ended.push(session.id);
+    }
+    await this.markRevoked(ended);
   }
 
   /**

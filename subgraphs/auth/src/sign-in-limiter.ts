@@ -1,5 +1,5 @@
-import { type Cache, rateLimited } from '@aiva/shared';
-import { hashSecret } from './secret-token.js';
+import type { Cache } from '@aiva/shared';
+import { addressKey, emailKey, RateBudget, type Reservation } from './rate-budget.js';
 
 export interface SignInLimits {
   maxFailuresPerAccount: number;
@@ -7,53 +7,35 @@ export interface SignInLimits {
   windowSeconds: number;
 }
 
+const MESSAGE = 'Too many failed sign-in attempts. Try again later.';
+
 /**
  * Bounds failed sign-ins per account (by email, known or not, so the limit reveals nothing) and per client IP.
- * Failures are counted in the cache port (Redis when shared); once a bound is reached, every attempt for that
- * account or IP is refused with RATE_LIMITED and `retryAfter` seconds until the window ends, before any
- * password is checked. Each attempt counts, also several in one request (aliases).
+ *
+ * Every attempt is *reserved* before any password is checked: the counters are incremented first (atomically, in
+ * the cache port), and the attempt goes on only when both are within their bounds; otherwise RATE_LIMITED with
+ * `retryAfter` seconds until the window ends. So parallel wrong guesses cannot all pass a check made before any of
+ * them was counted: of N at once, at most the bound reach the password check.
+ *
+ * A successful sign-in gives its own attempt back (on both counters); a failed one keeps it. Earlier failures
+ * stay counted until their window ends (a success does not wipe them: an attacker racing a real sign-in gains
+ * nothing). Each attempt counts, also several in one request (aliases).
  */
 export class SignInLimiter {
+  private readonly budget: RateBudget;
+
   constructor(
-    private readonly cache: Cache,
+    cache: Cache,
     private readonly limits: SignInLimits,
-  ) {}
-
-  private keys(email: string, ip: string | null) {
-    const keys = [
-      { key: `signin:fail:account:${hashSecret(email)}`, max: this.limits.maxFailuresPerAccount },
-    ];
-    if (ip) keys.push({ key: `signin:fail:ip:${ip}`, max: this.limits.maxFailuresPerIp });
-    return keys;
+    now?: () => number,
+  ) {
+    this.budget = new RateBudget(cache, limits.windowSeconds, now);
   }
 
-  /** Throws RATE_LIMITED when the account or the IP is locked out. */
-  async assertAllowed(email: string, ip: string | null): Promise<void> {
-    let retryAfterMs = 0;
-    for (const { key } of this.keys(email, ip)) {
-      const lockedUntil = Number(await this.cache.get(`${key}:locked`));
-      if (lockedUntil > Date.now()) retryAfterMs = Math.max(retryAfterMs, lockedUntil - Date.now());
-    }
-    if (retryAfterMs > 0) {
-      throw rateLimited('Too many failed sign-in attempts. Try again later.', {
-        retryAfter: Math.ceil(retryAfterMs / 1000),
-      });
-    }
-  }
-
-  /** Counts a failure; reaching a bound locks the account or IP for the rest of the window. */
-  async recordFailure(email: string, ip: string | null): Promise<void> {
-    for (const { key, max } of this.keys(email, ip)) {
-      const { value, ttlMs } = await this.cache.increment(key, this.limits.windowSeconds);
-      if (value >= max) {
-        const lockMs = Math.max(ttlMs, 1000);
-        await this.cache.set(`${key}:locked`, String(Date.now() + lockMs), Math.ceil(lockMs / 1000));
-      }
-    }
-  }
-
-  /** A successful sign-in clears the account's failures (not the IP's). */
-  async recordSuccess(email: string): Promise<void> {
-    await this.cache.delete(`signin:fail:account:${hashSecret(email)}`);
+  /** Reserves one attempt for the account and the IP; throws RATE_LIMITED when either has none left. */
+  reserve(email: string, ip: string | null): Promise<Reservation> {
+    const rules = [{ key: `signin:account:${emailKey(email)}`, max: this.limits.maxFailuresPerAccount }];
+    if (ip) rules.push({ key: `signin:ip:${addressKey(ip)}`, max: this.limits.maxFailuresPerIp });
+    return this.budget.reserve(rules, MESSAGE);
   }
 }

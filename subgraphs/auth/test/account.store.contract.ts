@@ -1,5 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { AivaError, type AivaEvent, createEvent, uuidv7 } from '@aiva/shared';
+import {
+  AivaError,
+  type AivaEvent,
+  createEvent,
+  generateSealingKey,
+  seal,
+  sealingKeys,
+  uuidv7,
+} from '@aiva/shared';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type {
   AccountRecord,
@@ -10,6 +18,8 @@ import type {
 
 const SOURCE = 'auth';
 let counter = 0;
+/** Token events carry the token sealed (the catalog refuses plaintext). */
+const SEALING = sealingKeys([generateSealingKey()]);
 
 /** A valid account with a unique lower-cased email, timestamps at millisecond precision. */
 export function makeAccount(overrides: Partial<AccountRecord> = {}): AccountRecord {
@@ -64,8 +74,21 @@ export const tokenEvent = (account: AccountRecord, token: OneTimeTokenRecord, se
       ? 'aiva.auth.password_reset.requested.v1'
       : 'aiva.auth.email_verification.requested.v1',
     SOURCE,
-    { userId: account.id, email: account.email, token: secret, expiresAt: token.expiresAt.toISOString() },
+    {
+      userId: account.id,
+      email: account.email,
+      token: seal(secret, SEALING),
+      expiresAt: token.expiresAt.toISOString(),
+    },
   );
+
+export const emailChangedEvent = (account: AccountRecord, email: string, at: Date) =>
+  createEvent('aiva.auth.user.email_changed.v1', SOURCE, {
+    id: account.id,
+    email,
+    previousEmail: account.email,
+    changedAt: at.toISOString(),
+  });
 
 async function expectError(promise: Promise<unknown>, code: string, field: string): Promise<void> {
   const error = await promise.then(
@@ -346,6 +369,109 @@ export function accountStoreContract(name: string, open: () => Promise<AccountSt
         Array.from({ length: 5 }, () => store.consumeToken(token.hash, token.purpose, now)),
       );
       expect(results.filter((r) => r !== null)).toEqual([token]);
+    });
+
+    it('keeps the new address of an email-change token, lower-cased', async () => {
+      const account = await insertAccount();
+      const { token } = makeToken(account.id, 'email_change', { newEmail: 'New.Address@Example.com' });
+      await store.insertToken(token, []);
+      expect(await store.consumeToken(token.hash, 'password_reset', new Date())).toBeNull();
+      expect(await store.consumeToken(token.hash, 'email_change', new Date())).toEqual({
+        ...token,
+        newEmail: 'new.address@example.com',
+      });
+      // Other purposes carry no address.
+      const reset = await insertToken(account, 'password_reset');
+      expect(await store.consumeToken(reset.hash, 'password_reset', new Date())).not.toHaveProperty(
+        'newEmail',
+      );
+    });
+
+    it('invalidates the unused tokens of an account for the given purposes only', async () => {
+      const account = await insertAccount();
+      const other = await insertAccount();
+      const resets = [await insertToken(account), await insertToken(account)];
+      const verification = await insertToken(account, 'email_verification');
+      const othersReset = await insertToken(other);
+      const used = await insertToken(account);
+      expect(await store.consumeToken(used.hash, 'password_reset', new Date())).not.toBeNull();
+
+      expect(await store.invalidateTokens(account.id, ['password_reset'], new Date())).toBe(2);
+      for (const token of resets) {
+        expect(await store.consumeToken(token.hash, 'password_reset', new Date())).toBeNull();
+      }
+      expect(await store.consumeToken(verification.hash, 'email_verification', new Date())).not.toBeNull();
+      expect(await store.consumeToken(othersReset.hash, 'password_reset', new Date())).not.toBeNull();
+      expect(await store.invalidateTokens(account.id, [], new Date())).toBe(0);
+      expect(await store.invalidateTokens(uuidv7(), ['password_reset'], new Date())).toBe(0);
+    });
+
+    it('changes the email (verified, lower-cased) with its event, refusing a taken one', async () => {
+      const account = await insertAccount();
+      const other = await insertAccount({ email: 'taken.one@example.com' });
+      const before = await store.pendingEvents(100);
+      const at = new Date(account.createdAt.getTime() + 60_000);
+      const changed = emailChangedEvent(account, 'fresh.address@example.com', at);
+      expect(await store.changeEmail(account.id, 'Fresh.Address@example.com', at, [changed])).toBe(true);
+      expect(await store.findById(account.id)).toEqual({
+        ...account,
+        email: 'fresh.address@example.com',
+        emailVerified: true,
+        updatedAt: at,
+      });
+      expect(await store.findByEmail('FRESH.address@example.com')).toMatchObject({ id: account.id });
+      expect(await store.findByEmail(account.email)).toBeNull();
+      expect(await store.pendingEvents(100)).toEqual([...before, changed]);
+
+      const clash = emailChangedEvent(account, 'taken.one@example.com', at);
+      await expectError(
+        store.changeEmail(account.id, 'TAKEN.one@example.com', at, [clash]),
+        'CONFLICT',
+        'email',
+      );
+      expect((await store.findById(account.id))?.email).toBe('fresh.address@example.com');
+      expect(await store.findById(other.id)).toEqual(other);
+      expect(await store.pendingEvents(100)).toEqual([...before, changed]);
+      expect(await store.changeEmail(uuidv7(), 'nobody.here@example.com', at, [])).toBe(false);
+    });
+
+    it('keeps pending profile removals until done, handing each due one to one claimer', async () => {
+      const t0 = new Date('2024-03-04T05:06:07.000Z');
+      const later = new Date(t0.getTime() + 60_000);
+      const a = uuidv7();
+      const b = uuidv7();
+      await store.addProfileRemoval(a, t0);
+      await store.addProfileRemoval(b, t0, later);
+      await store.addProfileRemoval(a, later, later); // idempotent: the first entry stays as it is
+      expect(await store.pendingProfileRemovals()).toEqual([
+        { userId: a, createdAt: t0, attempts: 0, nextAttemptAt: t0, lastError: null },
+        { userId: b, createdAt: t0, attempts: 0, nextAttemptAt: later, lastError: null },
+      ]);
+
+      const lease = new Date(t0.getTime() + 30_000);
+      const claimed = await store.claimProfileRemovals(t0, lease, 10);
+      expect(claimed.map((r) => r.userId)).toEqual([a]);
+      expect(claimed[0]?.nextAttemptAt).toEqual(lease);
+      // Leased: nobody else gets it until the lease ends.
+      expect(await store.claimProfileRemovals(t0, lease, 10)).toEqual([]);
+
+      const retryAt = new Date(t0.getTime() + 120_000);
+      await store.failProfileRemoval(a, retryAt, 'The users service is unavailable');
+      await store.failProfileRemoval(uuidv7(), retryAt, 'unknown entry: nothing happens');
+      expect((await store.pendingProfileRemovals())[0]).toEqual({
+        userId: a,
+        createdAt: t0,
+        attempts: 1,
+        nextAttemptAt: retryAt,
+        lastError: 'The users service is unavailable',
+      });
+      const both = await store.claimProfileRemovals(retryAt, new Date(retryAt.getTime() + 1), 10);
+      expect(both.map((r) => r.userId).sort()).toEqual([a, b].sort());
+      expect(await store.claimProfileRemovals(retryAt, retryAt, 0)).toEqual([]);
+
+      await store.completeProfileRemoval(a);
+      await store.completeProfileRemoval(a);
+      expect((await store.pendingProfileRemovals()).map((r) => r.userId)).toEqual([b]);
     });
 
     it('closes idempotently', async () => {

@@ -3,13 +3,39 @@ import { describeMongo } from '@aiva/shared/testing';
 import mongoose from 'mongoose';
 import { describe, expect, it } from 'vitest';
 import { connectMongoAccountStore, mapDuplicateKey } from '../src/store/account-mongo.js';
-import { accountStoreContract } from './account.store.contract.js';
+import {
+  accountStoreContract,
+  makeAccount,
+  makeToken,
+  registeredEvent,
+  tokenEvent,
+} from './account.store.contract.js';
 
 // There is no MongoDB server unless MONGODB_URL points at one.
 describeMongo('MongoDB account store', { dbPrefix: 'aiva_auth_test' }, (mongo) => {
   accountStoreContract('mongo', async () =>
     connectMongoAccountStore({ url: mongo.url, dbName: mongo.freshDbName() }),
   );
+
+  it('deletes outbox documents once published, keeping none of their data', async () => {
+    const dbName = mongo.freshDbName();
+    const store = await connectMongoAccountStore({ url: mongo.url, dbName });
+    const connection = await mongoose.createConnection(mongo.url, { dbName }).asPromise();
+    try {
+      const account = makeAccount();
+      const { token, secret } = makeToken(account.id);
+      const registered = registeredEvent(account);
+      const requested = tokenEvent(account, token, secret);
+      await store.insert(account, [registered]);
+      await store.insertToken(token, [requested]);
+      expect(await connection.collection('outbox').countDocuments()).toBe(2);
+      await store.markPublished([registered.id, requested.id]);
+      expect(await connection.collection('outbox').countDocuments()).toBe(0);
+    } finally {
+      await connection.close();
+      await store.close();
+    }
+  });
 });
 
 // Server-free checks of the adapter's error handling, against the driver's real error class.

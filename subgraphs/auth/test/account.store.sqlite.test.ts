@@ -1,7 +1,16 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openSqliteDatabase } from '@aiva/shared';
+import {
+  createEvent,
+  generateSealingKey,
+  openMigratedSqlite,
+  openSqliteDatabase,
+  SQLITE_OUTBOX_SCHEMA,
+  seal,
+  sealingKeys,
+  uuidv7,
+} from '@aiva/shared';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteAccountStore } from '../src/store/account-sqlite.js';
 import { openSqliteSessionStore } from '../src/store/session-sqlite.js';
@@ -62,7 +71,7 @@ describe('SQLite account store', () => {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
       expect(db.pragma('user_version', { simple: true })).toBe(0);
       expect(db.prepare('SELECT component, version FROM schema_migrations').all()).toEqual([
-        { component: 'auth.accounts', version: 1 },
+        { component: 'auth.accounts', version: 2 },
       ]);
       const tables = db
         .prepare<[], { name: string; sql: string }>(
@@ -74,6 +83,8 @@ describe('SQLite account store', () => {
       expect(sqlOf('accounts')).toMatch(/STRICT/);
       expect(sqlOf('one_time_tokens')).toMatch(/REFERENCES accounts \(id\) ON DELETE CASCADE/);
       expect(sqlOf('outbox')).not.toBe('');
+      expect(sqlOf('one_time_tokens')).toMatch(/'email_change'/);
+      expect(sqlOf('pending_profile_removals')).not.toBe('');
     } finally {
       db.close();
     }
@@ -104,10 +115,115 @@ describe('SQLite account store', () => {
     try {
       expect(db.prepare('SELECT component, version FROM schema_migrations ORDER BY component').all()).toEqual(
         [
-          { component: 'auth.accounts', version: 1 },
+          { component: 'auth.accounts', version: 2 },
           { component: 'auth.sessions', version: 1 },
         ],
       );
+    } finally {
+      db.close();
+    }
+  });
+
+  it('deletes outbox rows once published, keeping none of their data', async () => {
+    const file = freshFile();
+    const store = openSqliteAccountStore({ file });
+    const account = makeAccount();
+    const { token, secret } = makeToken(account.id);
+    const registered = registeredEvent(account);
+    const requested = tokenEvent(account, token, secret);
+    try {
+      await store.insert(account, [registered]);
+      await store.insertToken(token, [requested]);
+      await store.markPublished([registered.id, requested.id]);
+    } finally {
+      await store.close();
+    }
+    const db = openSqliteDatabase(file, { readonly: true });
+    try {
+      expect(db.prepare('SELECT count(*) AS n FROM outbox').get()).toEqual({ n: 0 });
+    } finally {
+      db.close();
+    }
+  });
+
+  it('migrates a version-1 database: tokens kept, published rows and plaintext token events gone', async () => {
+    const file = freshFile();
+    // The version-1 schema, as the previous code created it.
+    const v1 = openMigratedSqlite(file, {
+      component: 'auth.accounts',
+      label: 'auth accounts v1',
+      migrations: [
+        `
+        CREATE TABLE accounts (
+          id TEXT PRIMARY KEY NOT NULL, email TEXT NOT NULL UNIQUE COLLATE NOCASE, password_hash TEXT NOT NULL,
+          email_verified INTEGER NOT NULL CHECK (email_verified IN (0, 1)),
+          roles TEXT NOT NULL CHECK (json_valid(roles) AND json_type(roles) = 'array'),
+          created_at TEXT NOT NULL, updated_at TEXT NOT NULL, password_changed_at TEXT NOT NULL
+        ) STRICT;
+        CREATE TABLE one_time_tokens (
+          hash TEXT PRIMARY KEY NOT NULL,
+          purpose TEXT NOT NULL CHECK (purpose IN ('password_reset', 'email_verification')),
+          account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+          created_at TEXT NOT NULL, expires_at TEXT NOT NULL, used_at TEXT NULL
+        ) STRICT;
+        CREATE INDEX one_time_tokens_account ON one_time_tokens (account_id);
+        CREATE INDEX one_time_tokens_expires_at ON one_time_tokens (expires_at);
+        ${SQLITE_OUTBOX_SCHEMA}
+        `,
+      ],
+    });
+    const account = makeAccount();
+    const { token } = makeToken(account.id);
+    const insertOutbox = v1.prepare(
+      'INSERT INTO outbox (id, type, payload, created_at, published_at) VALUES (?, ?, ?, ?, ?)',
+    );
+    const plaintext = {
+      id: uuidv7(),
+      type: 'aiva.auth.password_reset.requested.v1',
+      occurredAt: new Date().toISOString(),
+      source: 'auth',
+      data: {
+        userId: account.id,
+        email: account.email,
+        token: 'P'.repeat(43),
+        expiresAt: new Date().toISOString(),
+      },
+    };
+    const sealedOne = {
+      ...plaintext,
+      id: uuidv7(),
+      data: { ...plaintext.data, token: seal('S'.repeat(43), sealingKeys([generateSealingKey()])) },
+    };
+    const registered = registeredEvent(account);
+    const published = createEvent('aiva.auth.user.registered.v1', 'auth', registered.data);
+    const now = new Date().toISOString();
+    v1.prepare(`INSERT INTO accounts VALUES (@id, @email, 'h', 0, '["user"]', @at, @at, @at)`).run({
+      id: account.id,
+      email: account.email,
+      at: now,
+    });
+    v1.prepare(
+      `INSERT INTO one_time_tokens (hash, purpose, account_id, created_at, expires_at, used_at)
+       VALUES (?, 'password_reset', ?, ?, ?, NULL)`,
+    ).run(token.hash, account.id, token.createdAt.toISOString(), token.expiresAt.toISOString());
+    insertOutbox.run(plaintext.id, plaintext.type, JSON.stringify(plaintext), now, null);
+    insertOutbox.run(sealedOne.id, sealedOne.type, JSON.stringify(sealedOne), now, null);
+    insertOutbox.run(registered.id, registered.type, JSON.stringify(registered), now, null);
+    insertOutbox.run(published.id, published.type, JSON.stringify(published), now, now);
+    v1.close();
+
+    const store = openSqliteAccountStore({ file });
+    try {
+      expect((await store.pendingEvents(10)).map((e) => e.id)).toEqual([sealedOne.id, registered.id]);
+      expect(await store.consumeToken(token.hash, 'password_reset', new Date())).toEqual(token);
+    } finally {
+      await store.close();
+    }
+    const db = openSqliteDatabase(file, { readonly: true });
+    try {
+      const rows = db.prepare<[], { payload: string }>('SELECT payload FROM outbox').all();
+      expect(rows.map((r) => r.payload).join()).not.toContain('P'.repeat(43));
+      expect(rows).toHaveLength(2);
     } finally {
       db.close();
     }

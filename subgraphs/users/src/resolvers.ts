@@ -1,4 +1,6 @@
 import {
+  forbidden,
+  isSelfOrAdmin,
   parseInput,
   type RequestContext,
   ROLE_ADMIN,
@@ -25,6 +27,15 @@ export function createUserLoader(service: UserService): DataLoader<string, UserR
 
 const idArg = z.object({ id: userId });
 const listArgs = z.object({ first: pageSize.default(20), after: z.string().nullish() });
+
+/** Personal fields are for the person themself, admins and services (auth, for instance). */
+function maySeePersonal(ctx: UsersContext, user: UserRecord): boolean {
+  return (
+    ctx.viewer?.kind === 'service' ||
+    ctx.viewer?.roles.includes(ROLE_SERVICE) === true ||
+    isSelfOrAdmin(ctx, user.id)
+  );
+}
 
 /** Thin: parse input → call the service → map the result. */
 export function createResolvers(service: UserService) {
@@ -68,6 +79,11 @@ export function createResolvers(service: UserService) {
     },
     User: {
       __resolveReference: (reference: { id: string }, ctx: UsersContext) => ctx.userLoader.load(reference.id),
+      // Nullable: anyone else gets null and a FORBIDDEN error on this field (the rest of the profile still resolves).
+      email: (user: UserRecord, _: unknown, ctx: UsersContext) => {
+        if (maySeePersonal(ctx, user)) return user.email;
+        throw forbidden('Only the person themself and admins may see this email', { field: 'email' });
+      },
       displayName: (user: UserRecord) => user.displayName ?? `${user.firstName} ${user.lastName}`,
       createdAt: (user: UserRecord) => user.createdAt.toISOString(),
       updatedAt: (user: UserRecord) => user.updatedAt.toISOString(),

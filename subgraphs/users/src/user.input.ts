@@ -23,9 +23,10 @@ export const createUserInput = z.object({
 });
 export type CreateUserInput = z.infer<typeof createUserInput>;
 
+// No `email`: it belongs to auth, which changes it only after verifying the new address (users follows by event).
+// Strict: an `email` sent anyway (straight to the subgraph, past the schema) is refused, never ignored.
 export const updateUserInput = z
-  .object({
-    email: email.optional(),
+  .strictObject({
     username: username.optional(),
     firstName: name.optional(),
     lastName: name.optional(),

@@ -51,6 +51,22 @@ export class UserService {
     return updated;
   }
 
+  /**
+   * Follows an email change made in auth (which owns emails and verified the new address): idempotent by event
+   * id. The profile's `aiva.users.user.updated.v1` (changedFields `email`) goes out like any other change.
+   */
+  async syncEmail(
+    consumer: string,
+    event: { id: string; data: { id: string; email: string; changedAt: string } },
+  ): Promise<'updated' | 'unchanged' | 'missing' | 'duplicate'> {
+    const result = await this.store.syncEmail(
+      { consumer, eventId: event.id, userId: event.data.id, email: event.data.email, at: new Date() },
+      (user) => updatedEvent(user, ['email']),
+    );
+    if (result === 'updated') this.onEventWritten();
+    return result;
+  }
+
   async delete(id: string): Promise<true> {
     const removed = await this.store.remove(id, (user) =>
       createEvent('aiva.users.user.deleted.v1', EVENT_SOURCE, {

@@ -1,22 +1,33 @@
 import { join } from 'node:path';
 import {
   type AccessTokenVerifier,
+  type Cache,
+  createCache,
   createLogger,
   createRemoteVerifier,
   createServiceEvents,
   createSubgraphServer,
   discoveryFromEnv,
+  embeddedCacheFile,
   embeddedEventsFile,
+  introspectionOf,
   loadTypeDefs,
   type OutboxRelay,
+  operationLimitsOf,
+  revocationAwareVerifier,
+  type SessionRevocations,
   type SubgraphApp,
   type SubgraphAppOptions,
+  sessionRevocations,
 } from '@aiva/shared';
 import type { UsersConfig } from './config.js';
 import { createResolvers, createUserLoader, type UsersContext } from './resolvers.js';
 import { openSqliteUserStore } from './store/sqlite.js';
 import type { UserStore } from './store/user.store.js';
 import { EVENT_SOURCE, UserService } from './user.service.js';
+
+/** The durable consumer that makes a profile's email follow the account's (auth owns emails). */
+export const EMAIL_SYNC_CONSUMER = 'users.email-sync';
 
 /** The subgraph's SDL, read from the file supergraph.yaml composes (one source of truth). */
 export const usersTypeDefs = loadTypeDefs(new URL('../schema.graphql', import.meta.url));
@@ -29,8 +40,16 @@ export interface UsersApp extends SubgraphApp {
 export interface UsersAppOptions extends SubgraphAppOptions<UsersConfig> {
   /** An existing store (tests); otherwise MongoDB when MONGODB_URL is set, else SQLite under DATA_DIR. */
   store?: UserStore;
-  /** Access-token verification; default: auth's JWKS at AUTH_JWKS_URL. */
+  /**
+   * Access-token verification; default: auth's JWKS at AUTH_JWKS_URL. Either way tokens of ended sessions are
+   * refused too (`revocations`).
+   */
   verifier?: AccessTokenVerifier;
+  /**
+   * Where ended sessions are marked; default: the shared cache (Redis with REDIS_URL, else the machine's SQLite
+   * cache file) under the prefix the gateway and auth use.
+   */
+  revocations?: SessionRevocations;
 }
 
 export async function openUserStore(config: UsersConfig): Promise<UserStore> {
@@ -57,26 +76,57 @@ export async function createUsersApp(options: UsersAppOptions): Promise<UsersApp
   });
   const { bus, relay } = events;
   const service = new UserService(store, () => relay.notify());
-
-  const server = await createSubgraphServer<UsersContext>({
-    name: 'users',
-    logger,
-    typeDefs: usersTypeDefs,
-    resolvers: createResolvers(service),
-    auth:
-      options.verifier ??
+  // Users can be reached directly, not only through the gateway: it refuses tokens of ended sessions as well.
+  let revocations = options.revocations;
+  let revocationCache: Cache | undefined;
+  if (!revocations) {
+    revocationCache = await createCache({
+      logger,
+      ...(config.REDIS_URL ? { redisUrl: config.REDIS_URL } : { file: embeddedCacheFile(config) }),
+    });
+    revocations = sessionRevocations(revocationCache);
+  }
+  const verifier = revocationAwareVerifier(
+    options.verifier ??
       createRemoteVerifier({
         jwksUrl: config.AUTH_JWKS_URL,
         issuer: config.AUTH_ISSUER,
         audience: config.AUTH_AUDIENCE,
       }),
+    revocations,
+    logger,
+  );
+  // The account's email changed in auth (verified there): the profile's copy follows.
+  const emailSync = await bus.subscribe(
+    EMAIL_SYNC_CONSUMER,
+    'aiva.auth.user.email_changed.v1',
+    async (event) => {
+      const result = await service.syncEmail(EMAIL_SYNC_CONSUMER, event);
+      if (result === 'updated') logger.info({ userId: event.data.id }, 'profile email follows the account');
+    },
+  );
+
+  const server = await createSubgraphServer<UsersContext>({
+    name: 'users',
+    logger,
+    // The same limits as the gateway (a subgraph can be called directly), from this service's configuration.
+    operationLimits: operationLimitsOf(config),
+    introspection: introspectionOf(config),
+    typeDefs: usersTypeDefs,
+    resolvers: createResolvers(service),
+    auth: verifier,
     context: (base) => ({ ...base, userLoader: createUserLoader(service) }),
     readiness: [
       { name: 'store', check: () => store.ping() },
       { name: 'events', check: () => bus.ping() },
     ],
     ...((options.discovery ?? true) ? { discovery: discoveryFromEnv(config) } : {}),
-    onClose: [...events.closers, () => store.close()],
+    onClose: [
+      () => emailSync.stop(),
+      ...events.closers,
+      async () => revocationCache?.close(),
+      () => store.close(),
+    ],
   });
   relay.start();
   return {

@@ -327,6 +327,52 @@ export function userStoreContract(name: string, open: () => Promise<UserStore>):
       expect((await store.pendingEvents(5)).map((e) => e.id)).toEqual(events.slice(0, 5));
     });
 
+    it('syncs an email changed in auth once per event, with its updated event', async () => {
+      const user = await insertUser(store);
+      const taken = await insertUser(store);
+      const before = await store.pendingEvents(100);
+      const at = new Date(user.createdAt.getTime() + 60_000);
+      const change = {
+        consumer: 'users.email-sync',
+        eventId: uuidv7(),
+        userId: user.id,
+        email: 'new@example.com',
+        at,
+      };
+      let event: AivaEvent | undefined;
+      const makeEvent = (u: UserRecord) => {
+        event = updatedEvent(['email'])(u);
+        return event;
+      };
+      expect(await store.syncEmail(change, makeEvent)).toBe('updated');
+      expect(await store.findById(user.id)).toEqual({ ...user, email: 'new@example.com', updatedAt: at });
+      expect(await store.pendingEvents(100)).toEqual([...before, event]);
+      expect(event?.data).toMatchObject({ id: user.id, email: 'new@example.com', changedFields: ['email'] });
+
+      // The same event again (a redelivery): nothing happens, even if the profile changed meanwhile.
+      await store.update(user.id, { firstName: 'Other' }, at, updatedEvent(['firstName']));
+      const afterUpdate = await store.pendingEvents(100);
+      expect(await store.syncEmail({ ...change, email: 'again@example.com' }, makeEvent)).toBe('duplicate');
+      expect((await store.findById(user.id))?.email).toBe('new@example.com');
+      expect(await store.pendingEvents(100)).toEqual(afterUpdate);
+      // Another consumer name is another consumer.
+      expect(await store.syncEmail({ ...change, consumer: 'other.consumer' }, makeEvent)).toBe('unchanged');
+
+      expect(await store.syncEmail({ ...change, eventId: uuidv7(), userId: uuidv7() }, makeEvent)).toBe(
+        'missing',
+      );
+      expect(await store.pendingEvents(100)).toEqual(afterUpdate);
+
+      // A taken email (any case): CONFLICT, nothing written, not even the event id (a retry may succeed later).
+      const clash = { ...change, eventId: uuidv7(), email: taken.email.toUpperCase() };
+      await expectConflict(store.syncEmail(clash, makeEvent), 'email');
+      expect((await store.findById(user.id))?.email).toBe('new@example.com');
+      expect(await store.pendingEvents(100)).toEqual(afterUpdate);
+      await store.remove(taken.id, deletedEvent);
+      expect(await store.syncEmail(clash, makeEvent)).toBe('updated');
+      expect((await store.findById(user.id))?.email).toBe(taken.email.toUpperCase());
+    });
+
     it('closes idempotently', async () => {
       await store.close();
       await store.close();

@@ -1,13 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import {
   type AivaEvent,
+  createEvent,
   createLogger,
   createMemoryBus,
+  createMemoryCache,
   createNatsBus,
   type EventBus,
   type EventType,
   loadConfig,
   type NatsBus,
+  sessionRevocations,
 } from '@aiva/shared';
 import { createTestTokenIssuer, describeInfra } from '@aiva/shared/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,11 +36,11 @@ async function post(url: string, query: string, variables: Record<string, unknow
   return (await response.json()) as { data?: Record<string, { id?: string } | boolean>; errors?: unknown[] };
 }
 
-async function eventually(check: () => void, timeoutMs = 5000) {
+async function eventually(check: () => void | Promise<void>, timeoutMs = 5000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      return check();
+      return await check();
     } catch (error) {
       if (Date.now() > deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, 25));
@@ -77,6 +80,7 @@ function usersEventsSuite(
         bus,
         store: openSqliteUserStore({ file: ':memory:' }),
         verifier: tokens.verifier,
+        revocations: sessionRevocations(createMemoryCache()),
       });
       url = `${await app.listen()}/graphql`;
     });
@@ -116,6 +120,41 @@ function usersEventsSuite(
       expect(u.data).toMatchObject({ id, lastName: 'Changed', changedFields: ['lastName'] });
       expect(d.data.id).toBe(id);
       expect(new Set(received.map((e) => e.id)).size).toBe(3);
+    });
+
+    it('makes the profile email follow the email_changed event of auth, once per event', async () => {
+      const created = await post(url, 'mutation($i: CreateUserInput!) { createUser(input: $i) { id } }', {
+        i: {
+          email: `sync-${runTag}@example.test`,
+          username: `sync_${runTag}`,
+          firstName: 'Syn',
+          lastName: 'Chron',
+        },
+      });
+      const id = (created.data!.createUser as { id: string }).id;
+      const changed = createEvent('aiva.auth.user.email_changed.v1', 'auth', {
+        id,
+        email: `moved-${runTag}@example.test`,
+        previousEmail: `sync-${runTag}@example.test`,
+        changedAt: new Date().toISOString(),
+      });
+      await bus.publish(changed);
+      // Published twice with the same id (a relay retry): applied once.
+      await bus.publish(changed);
+      await eventually(async () => {
+        expect((await app.store.findById(id))?.email).toBe(`moved-${runTag}@example.test`);
+      });
+      await eventually(() =>
+        expect(
+          received.filter(
+            (e) => e.type === 'aiva.users.user.updated.v1' && (e.data as { id: string }).id === id,
+          ),
+        ).toHaveLength(1),
+      );
+      const update = received.find(
+        (e) => e.type === 'aiva.users.user.updated.v1' && (e.data as { id: string }).id === id,
+      );
+      expect(update?.data).toMatchObject({ email: `moved-${runTag}@example.test`, changedFields: ['email'] });
     });
 
     it('publishes nothing for a rejected write', async () => {

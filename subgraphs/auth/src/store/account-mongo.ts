@@ -7,11 +7,13 @@ import {
   setUpMongoStore,
 } from '@aiva/shared/mongo';
 import { Schema } from 'mongoose';
-import type {
-  AccountRecord,
-  AccountStore,
-  OneTimeTokenPurpose,
-  OneTimeTokenRecord,
+import {
+  type AccountRecord,
+  type AccountStore,
+  ONE_TIME_TOKEN_PURPOSES,
+  type OneTimeTokenPurpose,
+  type OneTimeTokenRecord,
+  type PendingProfileRemoval,
 } from './account.store.js';
 
 /** `url` (e.g. `mongodb://localhost:27017/?replicaSet=rs0`) and an optional `dbName` overriding the URL's. */
@@ -40,7 +42,24 @@ interface TokenDoc {
   createdAt: Date;
   expiresAt: Date;
   usedAt: Date | null;
+  /** `email_change` only: the new address, lower-cased. */
+  newEmail?: string | null;
 }
+
+/** `_id` is the user id of the profile to remove. */
+interface RemovalDoc {
+  _id: string;
+  createdAt: Date;
+  attempts: number;
+  nextAttemptAt: Date;
+  lastError: string | null;
+}
+
+/** Token events of older code carried the token in plaintext: such unpublished events are dropped at connect. */
+const PLAINTEXT_TOKEN_EVENT_TYPES = [
+  'aiva.auth.password_reset.requested.v1',
+  'aiva.auth.email_verification.requested.v1',
+];
 
 // `autoIndex` is off because indexes are synchronised explicitly (and awaited) at connect.
 const accountSchema = new Schema<AccountDoc>(
@@ -61,20 +80,43 @@ accountSchema.index({ email: 1 }, { unique: true, name: 'accounts_email_unique' 
 const tokenSchema = new Schema<TokenDoc>(
   {
     _id: { type: String, required: true },
-    purpose: { type: String, required: true, enum: ['password_reset', 'email_verification'] },
+    purpose: { type: String, required: true, enum: [...ONE_TIME_TOKEN_PURPOSES] },
     accountId: { type: String, required: true },
     createdAt: { type: Date, required: true },
     expiresAt: { type: Date, required: true },
     usedAt: { type: Date, default: null },
+    newEmail: { type: String, default: null },
   },
   { collection: 'one_time_tokens', versionKey: false, id: false, autoIndex: false },
 );
-// Serves `remove` (the account's tokens go with it).
+// Serves `remove` (the account's tokens go with it) and `invalidateTokens`.
 tokenSchema.index({ accountId: 1 }, { name: 'tokens_account' });
 tokenSchema.index(
   { expiresAt: 1 },
   { name: 'tokens_expired_ttl', expireAfterSeconds: EXPIRED_TOKEN_RETENTION_SECONDS },
 );
+
+const removalSchema = new Schema<RemovalDoc>(
+  {
+    _id: { type: String, required: true },
+    createdAt: { type: Date, required: true },
+    attempts: { type: Number, required: true, default: 0 },
+    nextAttemptAt: { type: Date, required: true },
+    lastError: { type: String, default: null },
+  },
+  { collection: 'pending_profile_removals', versionKey: false, id: false, autoIndex: false },
+);
+removalSchema.index({ nextAttemptAt: 1 }, { name: 'removals_due' });
+
+function removalFromDoc(doc: RemovalDoc): PendingProfileRemoval {
+  return {
+    userId: doc._id,
+    createdAt: new Date(doc.createdAt),
+    attempts: doc.attempts ?? 0,
+    nextAttemptAt: new Date(doc.nextAttemptAt),
+    lastError: doc.lastError ?? null,
+  };
+}
 
 function toDoc(account: AccountRecord): AccountDoc {
   return {
@@ -110,6 +152,7 @@ function tokenToDoc(token: OneTimeTokenRecord): TokenDoc {
     createdAt: token.createdAt,
     expiresAt: token.expiresAt,
     usedAt: token.usedAt,
+    newEmail: token.newEmail?.toLowerCase() ?? null,
   };
 }
 
@@ -121,6 +164,7 @@ function tokenFromDoc(doc: TokenDoc): OneTimeTokenRecord {
     createdAt: new Date(doc.createdAt),
     expiresAt: new Date(doc.expiresAt),
     usedAt: doc.usedAt ? new Date(doc.usedAt) : null,
+    ...(doc.newEmail ? { newEmail: doc.newEmail } : {}),
   };
 }
 
@@ -158,12 +202,17 @@ export async function connectMongoAccountStore(options: MongoAccountStoreOptions
   const connection = await connectMongo(options);
   const Account = connection.model<AccountDoc>('Account', accountSchema);
   const Token = connection.model<TokenDoc>('OneTimeToken', tokenSchema);
+  const Removal = connection.model<RemovalDoc>('PendingProfileRemoval', removalSchema);
   const outbox = createMongoOutbox(connection);
   const { write, ping, close } = await setUpMongoStore(
     connection,
-    [Account, Token, outbox.model],
+    [Account, Token, Removal, outbox.model],
     mapDuplicateKey,
   );
+  // No secret left in the outbox from older code (see PLAINTEXT_TOKEN_EVENT_TYPES).
+  await outbox.model
+    .deleteMany({ type: { $in: PLAINTEXT_TOKEN_EVENT_TYPES }, 'payload.token': { $not: /^sealed:v1:/ } })
+    .exec();
 
   /** Updates one account by id; false when there is none. */
   async function updateAccount(id: string, set: Partial<AccountDoc>): Promise<boolean> {
@@ -241,6 +290,69 @@ export async function connectMongoAccountStore(options: MongoAccountStoreOptions
         .lean<TokenDoc>()
         .exec();
       return doc ? tokenFromDoc(doc) : null;
+    },
+
+    async invalidateTokens(accountId, purposes, now) {
+      if (purposes.length === 0) return 0;
+      const result = await Token.updateMany(
+        { accountId, usedAt: null, purpose: { $in: [...purposes] } },
+        { $set: { usedAt: now } },
+      ).exec();
+      return result.modifiedCount;
+    },
+
+    async changeEmail(id, email, at, events) {
+      return write(async (session) => {
+        const result = await Account.updateOne(
+          { _id: id },
+          { $set: { email: email.toLowerCase(), emailVerified: true, updatedAt: at } },
+          { session: session ?? undefined },
+        ).exec();
+        if (result.matchedCount === 0) return false;
+        await outbox.write(events, session);
+        return true;
+      });
+    },
+
+    async addProfileRemoval(userId, at, nextAttemptAt = at) {
+      await Removal.updateOne(
+        { _id: userId },
+        { $setOnInsert: { createdAt: at, attempts: 0, nextAttemptAt, lastError: null } },
+        { upsert: true },
+      ).exec();
+    },
+
+    async claimProfileRemovals(now, leaseUntil, limit) {
+      const claimed: PendingProfileRemoval[] = [];
+      // One atomic update per entry: of concurrent retriers exactly one gets each due entry.
+      while (claimed.length < Math.max(0, Math.floor(limit))) {
+        const doc = await Removal.findOneAndUpdate(
+          { nextAttemptAt: { $lte: now } },
+          { $set: { nextAttemptAt: leaseUntil } },
+          { sort: { nextAttemptAt: 1, createdAt: 1 }, returnDocument: 'after' },
+        )
+          .lean<RemovalDoc>()
+          .exec();
+        if (!doc) break;
+        claimed.push(removalFromDoc(doc));
+      }
+      return claimed.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+    },
+
+    async failProfileRemoval(userId, nextAttemptAt, error) {
+      await Removal.updateOne(
+        { _id: userId },
+        { $inc: { attempts: 1 }, $set: { nextAttemptAt, lastError: error.slice(0, 500) } },
+      ).exec();
+    },
+
+    async completeProfileRemoval(userId) {
+      await Removal.deleteOne({ _id: userId }).exec();
+    },
+
+    async pendingProfileRemovals() {
+      const docs = await Removal.find({}).sort({ createdAt: 1, _id: 1 }).lean<RemovalDoc[]>().exec();
+      return docs.map(removalFromDoc);
     },
 
     pendingEvents: outbox.pendingEvents,

@@ -12,6 +12,7 @@ import type {
   AccountStore,
   OneTimeTokenPurpose,
   OneTimeTokenRecord,
+  PendingProfileRemoval,
 } from './account.store.js';
 
 export interface SqliteAccountStoreOptions {
@@ -58,6 +59,40 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX one_time_tokens_expires_at ON one_time_tokens (expires_at);
   ${SQLITE_OUTBOX_SCHEMA}
   `,
+  // 2: email-change tokens (purpose and the new address); the durable undo of half-done sign-ups; and no secret
+  // left in the outbox: published rows (kept 7 days before) go, and so do unpublished token events of the old
+  // code, whose plaintext token no current consumer accepts (the person asks for a new mail).
+  `
+  CREATE TABLE one_time_tokens_v2 (
+    hash       TEXT PRIMARY KEY NOT NULL,
+    purpose    TEXT NOT NULL CHECK (purpose IN ('password_reset', 'email_verification', 'email_change')),
+    account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    new_email  TEXT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    used_at    TEXT NULL
+  ) STRICT;
+  INSERT INTO one_time_tokens_v2 (hash, purpose, account_id, created_at, expires_at, used_at)
+    SELECT hash, purpose, account_id, created_at, expires_at, used_at FROM one_time_tokens;
+  DROP TABLE one_time_tokens;
+  ALTER TABLE one_time_tokens_v2 RENAME TO one_time_tokens;
+  CREATE INDEX one_time_tokens_account ON one_time_tokens (account_id, purpose);
+  CREATE INDEX one_time_tokens_expires_at ON one_time_tokens (expires_at);
+
+  CREATE TABLE pending_profile_removals (
+    user_id         TEXT PRIMARY KEY NOT NULL,
+    created_at      TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    last_error      TEXT NULL
+  ) STRICT;
+  CREATE INDEX pending_profile_removals_due ON pending_profile_removals (next_attempt_at);
+
+  DELETE FROM outbox WHERE published_at IS NOT NULL;
+  DELETE FROM outbox
+   WHERE type IN ('aiva.auth.password_reset.requested.v1', 'aiva.auth.email_verification.requested.v1')
+     AND coalesce(json_extract(payload, '$.data.token'), '') NOT LIKE 'sealed:v1:%';
+  `,
 ];
 
 interface AccountRow {
@@ -75,6 +110,7 @@ interface TokenRow {
   hash: string;
   purpose: string;
   account_id: string;
+  new_email: string | null;
   created_at: string;
   expires_at: string;
   used_at: string | null;
@@ -106,11 +142,30 @@ function fromRow(row: AccountRow): AccountRecord {
   };
 }
 
+interface RemovalRow {
+  user_id: string;
+  created_at: string;
+  attempts: number;
+  next_attempt_at: string;
+  last_error: string | null;
+}
+
+function removalFromRow(row: RemovalRow): PendingProfileRemoval {
+  return {
+    userId: row.user_id,
+    createdAt: new Date(row.created_at),
+    attempts: row.attempts,
+    nextAttemptAt: new Date(row.next_attempt_at),
+    lastError: row.last_error,
+  };
+}
+
 function tokenToRow(token: OneTimeTokenRecord): TokenRow {
   return {
     hash: token.hash,
     purpose: token.purpose,
     account_id: token.accountId,
+    new_email: token.newEmail?.toLowerCase() ?? null,
     created_at: token.createdAt.toISOString(),
     expires_at: token.expiresAt.toISOString(),
     used_at: token.usedAt ? token.usedAt.toISOString() : null,
@@ -125,6 +180,7 @@ function tokenFromRow(row: TokenRow): OneTimeTokenRecord {
     createdAt: new Date(row.created_at),
     expiresAt: new Date(row.expires_at),
     usedAt: row.used_at === null ? null : new Date(row.used_at),
+    ...(row.new_email === null ? {} : { newEmail: row.new_email }),
   };
 }
 
@@ -184,8 +240,35 @@ export function openSqliteAccountStore(options: SqliteAccountStoreOptions): Acco
     ),
     deleteAccount: db.prepare<[string]>('DELETE FROM accounts WHERE id = ?'),
     insertToken: db.prepare<TokenRow>(
-      `INSERT INTO one_time_tokens (hash, purpose, account_id, created_at, expires_at, used_at)
-       VALUES (@hash, @purpose, @account_id, @created_at, @expires_at, @used_at)`,
+      `INSERT INTO one_time_tokens (hash, purpose, account_id, new_email, created_at, expires_at, used_at)
+       VALUES (@hash, @purpose, @account_id, @new_email, @created_at, @expires_at, @used_at)`,
+    ),
+    invalidateTokens: db.prepare<{ accountId: string; purposes: string; now: string }>(
+      `UPDATE one_time_tokens SET used_at = @now
+       WHERE account_id = @accountId AND used_at IS NULL
+         AND purpose IN (SELECT value FROM json_each(@purposes))`,
+    ),
+    changeEmail: db.prepare<[string, string, string]>(
+      'UPDATE accounts SET email = ?, email_verified = 1, updated_at = ? WHERE id = ?',
+    ),
+    addRemoval: db.prepare<[string, string, string]>(
+      `INSERT INTO pending_profile_removals (user_id, created_at, next_attempt_at) VALUES (?, ?, ?)
+       ON CONFLICT (user_id) DO NOTHING`,
+    ),
+    claimRemovals: db.prepare<{ now: string; leaseUntil: string; limit: number }, RemovalRow>(
+      `UPDATE pending_profile_removals SET next_attempt_at = @leaseUntil
+       WHERE user_id IN (
+         SELECT user_id FROM pending_profile_removals WHERE next_attempt_at <= @now
+         ORDER BY next_attempt_at, created_at LIMIT @limit)
+       RETURNING *`,
+    ),
+    failRemoval: db.prepare<[string, string, string]>(
+      `UPDATE pending_profile_removals SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?
+       WHERE user_id = ?`,
+    ),
+    completeRemoval: db.prepare<[string]>('DELETE FROM pending_profile_removals WHERE user_id = ?'),
+    listRemovals: db.prepare<[], RemovalRow>(
+      'SELECT * FROM pending_profile_removals ORDER BY created_at, user_id',
     ),
     // One statement: the check and the write are atomic, so of concurrent consumers exactly one wins.
     consumeToken: db.prepare<{ hash: string; purpose: string; now: string }, TokenRow>(
@@ -211,6 +294,14 @@ export function openSqliteAccountStore(options: SqliteAccountStoreOptions): Acco
     },
   );
   let lastTokenCleanup = 0;
+
+  const changeEmailTx = db.transaction(
+    (id: string, email: string, at: string, events: readonly AivaEvent[]): boolean => {
+      if (stmt.changeEmail.run(email.toLowerCase(), at, id).changes === 0) return false;
+      for (const event of events) outbox.write(event);
+      return true;
+    },
+  );
 
   return {
     kind: 'sqlite',
@@ -272,6 +363,48 @@ export function openSqliteAccountStore(options: SqliteAccountStoreOptions): Acco
       const row = stmt.consumeToken.get({ hash, purpose, now: now.toISOString() });
       // The row as it was before: the WHERE clause guarantees it was unused.
       return row ? { ...tokenFromRow(row), usedAt: null } : null;
+    },
+
+    async invalidateTokens(accountId, purposes, now) {
+      if (purposes.length === 0) return 0;
+      return stmt.invalidateTokens.run({
+        accountId,
+        purposes: JSON.stringify([...purposes]),
+        now: now.toISOString(),
+      }).changes;
+    },
+
+    async changeEmail(id, email, at, events) {
+      try {
+        return changeEmailTx.immediate(id, email, at.toISOString(), events);
+      } catch (error) {
+        throw mapConstraintViolation(error);
+      }
+    },
+
+    async addProfileRemoval(userId, at, nextAttemptAt = at) {
+      stmt.addRemoval.run(userId, at.toISOString(), nextAttemptAt.toISOString());
+    },
+
+    async claimProfileRemovals(now, leaseUntil, limit) {
+      const n = Math.max(0, Math.floor(limit));
+      if (n === 0) return [];
+      return stmt.claimRemovals
+        .all({ now: now.toISOString(), leaseUntil: leaseUntil.toISOString(), limit: n })
+        .map(removalFromRow)
+        .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+    },
+
+    async failProfileRemoval(userId, nextAttemptAt, error) {
+      stmt.failRemoval.run(nextAttemptAt.toISOString(), error.slice(0, 500), userId);
+    },
+
+    async completeProfileRemoval(userId) {
+      stmt.completeRemoval.run(userId);
+    },
+
+    async pendingProfileRemovals() {
+      return stmt.listRemovals.all().map(removalFromRow);
     },
 
     pendingEvents: outbox.pendingEvents,

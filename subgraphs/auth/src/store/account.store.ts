@@ -15,9 +15,14 @@ export interface AccountRecord {
   passwordChangedAt: Date;
 }
 
-export type OneTimeTokenPurpose = 'password_reset' | 'email_verification';
+export type OneTimeTokenPurpose = 'password_reset' | 'email_verification' | 'email_change';
+export const ONE_TIME_TOKEN_PURPOSES: readonly OneTimeTokenPurpose[] = [
+  'password_reset',
+  'email_verification',
+  'email_change',
+];
 
-/** A single-use token (password reset, email verification): only its SHA-256 hash is stored. */
+/** A single-use token (password reset, email verification, email change): only its SHA-256 hash is stored. */
 export interface OneTimeTokenRecord {
   hash: string;
   purpose: OneTimeTokenPurpose;
@@ -25,6 +30,22 @@ export interface OneTimeTokenRecord {
   createdAt: Date;
   expiresAt: Date;
   usedAt: Date | null;
+  /** `email_change` only: the new address (lower-cased) the token confirms. Absent for other purposes. */
+  newEmail?: string;
+}
+
+/**
+ * The durable undo of a half-done sign-up: users created the profile, storing the account failed, and the profile
+ * must go. Kept until users confirmed the removal; retried with backoff.
+ */
+export interface PendingProfileRemoval {
+  userId: string;
+  createdAt: Date;
+  /** Failed attempts so far. */
+  attempts: number;
+  nextAttemptAt: Date;
+  /** The last failure's message (no secrets: users' error message or "unavailable"). */
+  lastError: string | null;
 }
 
 /**
@@ -54,6 +75,32 @@ export interface AccountStore extends OutboxStore {
    * record as it was before, else null (unknown, used, expired or other purpose: nothing changes).
    */
   consumeToken(hash: string, purpose: OneTimeTokenPurpose, now: Date): Promise<OneTimeTokenRecord | null>;
+  /**
+   * Marks every unused token of the account with one of `purposes` used at `now`, so none of them can be consumed
+   * any more (a password reset ends the other reset links). Returns how many.
+   */
+  invalidateTokens(accountId: string, purposes: readonly OneTimeTokenPurpose[], now: Date): Promise<number>;
+  /**
+   * Sets the account's email (stored lower-cased) and marks it verified, with its events, in one transaction.
+   * A taken email (any case) throws `conflict(..., { field: 'email' })` and writes nothing; false for an unknown id.
+   */
+  changeEmail(id: string, email: string, at: Date, events: readonly AivaEvent[]): Promise<boolean>;
+  /**
+   * Records a profile to remove, first due at `nextAttemptAt` (default `at`). Idempotent: an existing entry is
+   * kept as it is.
+   */
+  addProfileRemoval(userId: string, at: Date, nextAttemptAt?: Date): Promise<void>;
+  /**
+   * Up to `limit` entries due at `now` (`nextAttemptAt <= now`), oldest first, each leased until `leaseUntil`
+   * (its `nextAttemptAt` moves there), so concurrent retriers do not take the same entry.
+   */
+  claimProfileRemovals(now: Date, leaseUntil: Date, limit: number): Promise<PendingProfileRemoval[]>;
+  /** Counts a failed attempt and schedules the next; nothing for an unknown entry. */
+  failProfileRemoval(userId: string, nextAttemptAt: Date, error: string): Promise<void>;
+  /** The removal is done: the entry goes. */
+  completeProfileRemoval(userId: string): Promise<void>;
+  /** Every pending entry, oldest first (operations and tests). */
+  pendingProfileRemovals(): Promise<PendingProfileRemoval[]>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

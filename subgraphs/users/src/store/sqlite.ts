@@ -33,7 +33,26 @@ const MIGRATIONS: readonly string[] = [
   CREATE UNIQUE INDEX users_username_nocase ON users (username COLLATE NOCASE);
   ${SQLITE_OUTBOX_SCHEMA}
   `,
+  // 2: events this store's consumers processed (idempotency by event id, recorded with the effect); and no copy
+  // of published events left in the outbox (they are deleted once published now).
+  `
+  CREATE TABLE processed_events (
+    consumer     TEXT NOT NULL,
+    event_id     TEXT NOT NULL,
+    processed_at TEXT NOT NULL,
+    PRIMARY KEY (consumer, event_id)
+  ) STRICT;
+  CREATE INDEX processed_events_at ON processed_events (processed_at);
+  DELETE FROM outbox WHERE published_at IS NOT NULL;
+  `,
 ];
+
+/**
+ * Processed event ids are kept this long: longer than the event stream keeps events (7 days), so a redelivery
+ * always finds its id. Older ones are deleted at most once per interval, piggybacking on `syncEmail`.
+ */
+const PROCESSED_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
+const PROCESSED_CLEANUP_INTERVAL_MS = 60 * 60 * 1000;
 
 interface UserRow {
   id: string;
@@ -126,7 +145,15 @@ export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore 
       'SELECT * FROM users WHERE id > ? ORDER BY id ASC LIMIT ?',
     ),
     count: db.prepare<[], number>('SELECT count(*) FROM users').pluck(),
+    processed: db
+      .prepare<[string, string], number>('SELECT 1 FROM processed_events WHERE consumer = ? AND event_id = ?')
+      .pluck(),
+    recordProcessed: db.prepare<[string, string, string]>(
+      'INSERT INTO processed_events (consumer, event_id, processed_at) VALUES (?, ?, ?)',
+    ),
+    deleteProcessedBefore: db.prepare<[string]>('DELETE FROM processed_events WHERE processed_at < ?'),
   };
+  let lastProcessedCleanup = 0;
 
   // Writes use BEGIN IMMEDIATE: they read before writing, and taking the write lock up front avoids
   // SQLITE_BUSY on lock upgrade when another process writes to the same file.
@@ -158,6 +185,25 @@ export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore 
     outbox.write(makeEvent(fromRow(row)));
     return true;
   });
+
+  const syncEmailTx = db.transaction(
+    (
+      change: { consumer: string; eventId: string; userId: string; email: string; at: Date },
+      makeEvent: (u: UserRecord) => AivaEvent,
+      cleanupBefore: string | null,
+    ): 'updated' | 'unchanged' | 'missing' | 'duplicate' => {
+      if (cleanupBefore !== null) stmt.deleteProcessedBefore.run(cleanupBefore);
+      if (stmt.processed.get(change.consumer, change.eventId)) return 'duplicate';
+      stmt.recordProcessed.run(change.consumer, change.eventId, change.at.toISOString());
+      const row = stmt.findById.get(change.userId);
+      if (!row) return 'missing';
+      if (row.email === change.email) return 'unchanged';
+      const updated = applyPatch(fromRow(row), { email: change.email }, change.at);
+      stmt.updateUser.run(toRow(updated));
+      outbox.write(makeEvent(updated));
+      return 'updated';
+    },
+  );
 
   return {
     kind: 'sqlite',
@@ -202,6 +248,22 @@ export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore 
 
     async remove(id, makeEvent) {
       return removeTx.immediate(id, makeEvent);
+    },
+
+    async syncEmail(change, makeEvent) {
+      const now = Date.now();
+      const cleanup = now - lastProcessedCleanup >= PROCESSED_CLEANUP_INTERVAL_MS;
+      try {
+        const result = syncEmailTx.immediate(
+          change,
+          makeEvent,
+          cleanup ? new Date(now - PROCESSED_RETENTION_MS).toISOString() : null,
+        );
+        if (cleanup) lastProcessedCleanup = now;
+        return result;
+      } catch (error) {
+        throw mapUniqueViolation(error);
+      }
     },
 
     pendingEvents: outbox.pendingEvents,

@@ -44,6 +44,17 @@ export interface UserStore extends OutboxStore {
   ): Promise<UserRecord | null>;
   /** False when the id is unknown (nothing written). */
   remove(id: string, makeEvent: (removed: UserRecord) => AivaEvent): Promise<boolean>;
+  /**
+   * Applies an email the owner of emails (auth) changed, idempotently by event: when `consumer` already processed
+   * `eventId` nothing happens (`duplicate`); else the profile's email becomes `email` with its event (`updated`),
+   * or stays when it is already that (`unchanged`) or the profile is gone (`missing`), and the event id is
+   * recorded, in the same transaction as the change. A taken email throws CONFLICT (field `email`), writing
+   * nothing.
+   */
+  syncEmail(
+    change: { consumer: string; eventId: string; userId: string; email: string; at: Date },
+    makeEvent: (updated: UserRecord) => AivaEvent,
+  ): Promise<'updated' | 'unchanged' | 'missing' | 'duplicate'>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
