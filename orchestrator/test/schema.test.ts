@@ -15,6 +15,7 @@ import {
 } from '../src/index.js';
 import { changeId } from '../src/schema/breaking.js';
 import { firstDifferenceIgnoringWhitespace } from '../src/schema/check.js';
+import { publishSchema } from '../src/schema/publish.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -100,6 +101,12 @@ function initGitRepo(dir: string): void {
 function commitAll(dir: string, message: string): void {
   git(dir, 'add', '-A');
   git(dir, 'commit', '--quiet', '-m', message);
+}
+
+/** What `pnpm schema:publish` does: the current API becomes the baseline of the check. */
+async function publish(dir: string): Promise<void> {
+  const result = await publishSchema({ root: dir });
+  if (!result.ok) throw new Error(result.messages.join('\n'));
 }
 
 function approve(dir: string, changeIdToApprove: string): void {
@@ -269,17 +276,22 @@ describe('findSchemaChanges', () => {
 // The check
 
 describe('runSchemaCheck', () => {
-  it('fails when supergraph.graphql is missing or stale', async () => {
+  it('fails when supergraph.graphql is missing or stale, or nothing was published', async () => {
     const dir = makeTempDir();
     writeProject(dir);
 
     const missing = await runSchemaCheck({ root: dir, rover: null });
     expect(missing.ok).toBe(false);
     expect(missing.failures).toEqual([
-      expect.stringMatching(/supergraph\.graphql is missing: run pnpm schema:compose/),
+      expect.stringMatching(/^supergraph\.graphql is missing: run pnpm schema:compose/),
+      expect.stringMatching(/^\.ci\/published-schema\.graphql is missing: .*run pnpm schema:publish/),
     ]);
 
     composeArtifact(dir);
+    const unpublished = await runSchemaCheck({ root: dir, rover: null });
+    expect(unpublished.failures).toEqual([expect.stringMatching(/published-schema\.graphql is missing/)]);
+
+    await publish(dir);
     setSubgraphSdl(dir, PRODUCTS_WITH_SKU);
     const stale = await runSchemaCheck({ root: dir, rover: null });
     expect(stale.ok).toBe(false);
@@ -290,7 +302,8 @@ describe('runSchemaCheck', () => {
     composeArtifact(dir);
     const fresh = await runSchemaCheck({ root: dir, rover: null });
     expect(fresh.ok).toBe(true);
-    expect(fresh.breakingCheckSkipped).toMatch(/not in a git repository/);
+    expect(fresh.changes?.map((c) => c.id)).toEqual(['FIELD_ADDED:Product.sku']);
+    expect(fresh.historySkipped).toMatch(/not in a git repository/);
   });
 
   it('fails on composition errors', async () => {
@@ -303,11 +316,12 @@ describe('runSchemaCheck', () => {
     );
   });
 
-  it('rejects an unapproved breaking change against a base ref, and accepts it once approved', async () => {
+  it('rejects an unapproved breaking change against the published schema and a base ref, and accepts it once approved', async () => {
     const dir = makeTempDir();
     initGitRepo(dir);
     writeProject(dir);
     composeArtifact(dir);
+    await publish(dir);
     commitAll(dir, 'products subgraph');
 
     git(dir, 'checkout', '--quiet', '-b', 'feature');
@@ -317,15 +331,20 @@ describe('runSchemaCheck', () => {
     const rejected = await runSchemaCheck({ root: dir, base: 'main', rover: null });
     expect(rejected.ok).toBe(false);
     expect(rejected.changes?.map((c) => c.id)).toEqual(['FIELD_REMOVED:Product.price']);
-    expect(rejected.failures).toEqual([expect.stringContaining('1 unapproved breaking change(s)')]);
+    expect(rejected.baseChanges?.map((c) => c.id)).toEqual(['FIELD_REMOVED:Product.price']);
+    expect(rejected.failures).toEqual([
+      expect.stringContaining('1 unapproved breaking change(s) against the published schema'),
+      expect.stringMatching(/^1 unapproved breaking change\(s\) against main \(/),
+    ]);
     expect(rejected.failures[0]).toContain('- change: "FIELD_REMOVED:Product.price"');
     expect(rejected.messages.join('\n')).toMatch(/BREAKING \(1\):\n\s+✘ FIELD_REMOVED:Product\.price/);
 
-    // Without --base, the merge base with main is used.
+    // Without --base, the published schema alone catches it.
     commitAll(dir, 'drop price');
-    const byMergeBase = await runSchemaCheck({ root: dir, rover: null });
-    expect(byMergeBase.ok).toBe(false);
-    expect(byMergeBase.messages.join('\n')).toContain('merge-base of HEAD and main');
+    const withoutBase = await runSchemaCheck({ root: dir, rover: null });
+    expect(withoutBase.ok).toBe(false);
+    expect(withoutBase.baseChanges).toBeUndefined();
+    expect(withoutBase.failures).toEqual([expect.stringContaining('against the published schema')]);
 
     approve(dir, 'FIELD_REMOVED:Product.price');
     const approved = await runSchemaCheck({ root: dir, base: 'main', rover: null });
@@ -340,8 +359,9 @@ describe('runSchemaCheck', () => {
     writeProject(dir);
     commitAll(dir, 'config only');
     composeArtifact(dir);
+    await publish(dir);
 
-    const noArtifactAtBase = await runSchemaCheck({ root: dir, rover: null });
+    const noArtifactAtBase = await runSchemaCheck({ root: dir, base: 'HEAD', rover: null });
     expect(noArtifactAtBase.ok).toBe(true);
     expect(noArtifactAtBase.breakingCheckSkipped).toMatch(/has no supergraph\.graphql/);
 
@@ -350,7 +370,7 @@ describe('runSchemaCheck', () => {
     composeArtifact(dir);
     const additive = await runSchemaCheck({ root: dir, base: 'HEAD', rover: null });
     expect(additive.ok).toBe(true);
-    expect(additive.changes?.map((c) => [c.id, c.criticality])).toEqual([
+    expect(additive.baseChanges?.map((c) => [c.id, c.criticality])).toEqual([
       ['FIELD_ADDED:Product.sku', 'NON_BREAKING'],
     ]);
   });
@@ -360,6 +380,7 @@ describe('runSchemaCheck', () => {
     initGitRepo(dir);
     writeProject(dir);
     composeArtifact(dir);
+    await publish(dir);
     commitAll(dir, 'init');
     const result = await runSchemaCheck({ root: dir, base: 'no-such-branch', rover: null });
     expect(result.ok).toBe(false);
@@ -386,6 +407,7 @@ describe('runSchemaCheck', () => {
     const dir = makeTempDir();
     writeProject(dir);
     const ours = composeArtifact(dir);
+    await publish(dir);
 
     const fakeRover = join(dir, 'rover');
     const reformatted = ours.replace(/\n\s*/g, '\n    ');
@@ -409,6 +431,7 @@ describe('runSchemaCheck', () => {
     const dir = makeTempDir();
     writeProject(dir);
     composeArtifact(dir);
+    await publish(dir);
     const result = await runSchemaCheck({ root: dir, rover: join(dir, 'not-installed') });
     expect(result.ok).toBe(false);
     expect(result.failures[0]).toMatch(/rover supergraph compose failed/);
@@ -429,7 +452,7 @@ describe('schema CLI', () => {
       env: { ...process.env, PATH: '' },
     });
 
-  it('compose writes supergraph.graphql found by walking up; check passes; errors exit 1', () => {
+  it('compose writes supergraph.graphql found by walking up; publish, then check passes; errors exit 1', () => {
     const dir = makeTempDir();
     writeProject(dir);
     mkdirSync(join(dir, 'nested/deeper'), { recursive: true });
@@ -438,6 +461,16 @@ describe('schema CLI', () => {
     expect(compose.stderr).toBe('');
     expect(compose.status).toBe(0);
     expect(readFileSync(join(dir, 'supergraph.graphql'), 'utf8')).toBe(composeSdlFromDir(dir));
+
+    const unpublished = runCli(dir, 'check');
+    expect(unpublished.status).toBe(1);
+    expect(unpublished.stdout).toContain('run pnpm schema:publish');
+
+    const publishRun = runCli(dir, 'publish');
+    expect(publishRun.stdout).toContain(
+      'published the API schema to .ci/published-schema.graphql (first version)',
+    );
+    expect(publishRun.status).toBe(0);
 
     const check = runCli(dir, 'check');
     expect(check.status).toBe(0);

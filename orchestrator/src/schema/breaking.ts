@@ -1,6 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { type Change, CriticalityLevel, diff } from '@graphql-inspector/core';
-import { parse as parseYaml } from 'yaml';
+import type { GraphQLSchema } from 'graphql';
+import { isMap, isSeq, parseDocument, parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { apiSchemaOf } from './compose.js';
 
@@ -31,7 +32,12 @@ export async function findSchemaChanges(
   oldSupergraphSdl: string,
   newSupergraphSdl: string,
 ): Promise<SchemaChange[]> {
-  const changes = await diff(apiSchemaOf(oldSupergraphSdl), apiSchemaOf(newSupergraphSdl));
+  return diffApiSchemas(apiSchemaOf(oldSupergraphSdl), apiSchemaOf(newSupergraphSdl));
+}
+
+/** The changes between two client-facing API schemas, BREAKING first, then by id. */
+export async function diffApiSchemas(oldApi: GraphQLSchema, newApi: GraphQLSchema): Promise<SchemaChange[]> {
+  const changes = await diff(oldApi, newApi);
   return changes.map(toSchemaChange).sort(compareChanges);
 }
 
@@ -93,6 +99,28 @@ export function loadApprovals(file: string): Approval[] {
       (issue) => `${issue.path.map(String).join('.') || '(top level)'}: ${issue.message}`,
     ),
   );
+}
+
+/**
+ * Removes the entries whose `change` is in `ids` from the approvals file, keeping its comments and the other
+ * entries as written. Returns the removed entries' ids (each once). A missing file is left alone.
+ */
+export function pruneApprovals(file: string, ids: ReadonlySet<string>): string[] {
+  if (ids.size === 0 || !existsSync(file)) return [];
+  const document = parseDocument(readFileSync(file, 'utf8'));
+  const list = document.get('approved');
+  if (!isSeq(list)) return [];
+  const removed = new Set<string>();
+  list.items = list.items.filter((item) => {
+    const change = isMap(item) ? item.get('change') : undefined;
+    if (typeof change !== 'string' || !ids.has(change)) return true;
+    removed.add(change);
+    return false;
+  });
+  if (removed.size === 0) return [];
+  if (list.items.length === 0) list.flow = true;
+  writeFileSync(file, document.toString());
+  return [...removed];
 }
 
 function toSchemaChange(change: Change): SchemaChange {

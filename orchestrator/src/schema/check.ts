@@ -2,17 +2,27 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, join, relative, resolve } from 'node:path';
+import type { GraphQLSchema } from 'graphql';
 import {
   APPROVALS_FILE,
   type Approval,
   approvalSnippet,
   type ChangeCriticality,
-  findSchemaChanges,
+  diffApiSchemas,
   loadApprovals,
   type SchemaChange,
   unapprovedBreaking,
 } from './breaking.js';
 import { apiSchemaOf, composeFromConfig } from './compose.js';
+import { notAGitRepository, readAtRef, resolveCommit } from './git.js';
+import { verifyPublishedHistory } from './history.js';
+import {
+  checkOperations,
+  findOperationFiles,
+  formatOperationProblem,
+  type OperationCheckOutcome,
+} from './operations.js';
+import { PUBLISHED_SCHEMA_FILE, type PublishedSchema, parsePublishedSchema } from './published.js';
 import { loadSupergraphConfig, type SupergraphConfig } from './supergraph-config.js';
 
 /** The committed composed supergraph, next to supergraph.yaml. */
@@ -20,11 +30,14 @@ export const SUPERGRAPH_ARTIFACT = 'supergraph.graphql';
 export const SUPERGRAPH_CONFIG = 'supergraph.yaml';
 
 export interface SchemaCheckOptions {
-  /** Repository root: the directory holding supergraph.yaml and supergraph.graphql. */
+  /** Repository root: the directory holding supergraph.yaml, supergraph.graphql and .ci/. */
   root: string;
   /** Defaults to `<root>/supergraph.yaml`. */
   configFile?: string;
-  /** Git ref to compare against; defaults to `git merge-base HEAD main` (or `origin/main`). */
+  /**
+   * A git ref to compare against as well (its committed supergraph.graphql), e.g. the target branch of a pull
+   * request. The published schema is always compared against; there is no implicit base.
+   */
   base?: string;
   /** Path of a rover binary for the cross-check; looked up on PATH when omitted; `null` skips it. */
   rover?: string | null;
@@ -36,34 +49,71 @@ export interface SchemaCheckResult {
   messages: string[];
   /** Why the check failed (empty when ok). */
   failures: string[];
-  /** The changes against the base, when the breaking-change check ran. */
+  /** The API changes against the published schema, when it could be read. */
   changes: SchemaChange[] | undefined;
-  /** Why the breaking-change check was skipped, when it was. */
+  /** The API changes against `--base`, when one was given and compared. */
+  baseChanges: SchemaChange[] | undefined;
+  /** Why the comparison with `--base` was skipped, when it was. */
   breakingCheckSkipped: string | undefined;
+  /** Why the history of the published schema was not verified, when it was not. */
+  historySkipped: string | undefined;
+  /** The operation files and operations checked, when the supergraph composed. */
+  operations: OperationCheckOutcome | undefined;
 }
 
 /**
- * The CI schema gate: composes supergraph.yaml, verifies the committed supergraph.graphql is current,
- * rejects unapproved breaking API changes against the base, and cross-checks with rover when available.
+ * The CI schema gate: composes supergraph.yaml, verifies the committed supergraph.graphql is current, rejects
+ * unapproved breaking API changes against the published schema (and `--base`, when given), verifies the
+ * published schema only ever changed with its breaking changes approved, validates every client operation
+ * against the new API schema, and cross-checks with rover when available.
  * Never throws for an unusable repository state; everything is reported in the result.
  */
 export async function runSchemaCheck(options: SchemaCheckOptions): Promise<SchemaCheckResult> {
   const root = resolve(options.root);
   const report = new Report();
-  const configFile = resolve(root, options.configFile ?? SUPERGRAPH_CONFIG);
-  const supergraphSdl = composeForCheck(configFile, report);
-  if (supergraphSdl === undefined) return report.finish(undefined, undefined);
+  const result: Omit<SchemaCheckResult, 'ok' | 'messages' | 'failures'> = {
+    changes: undefined,
+    baseChanges: undefined,
+    breakingCheckSkipped: undefined,
+    historySkipped: undefined,
+    operations: undefined,
+  };
+  const finish = (): SchemaCheckResult => ({ ...report.finish(), ...result });
 
-  checkArtifact(root, supergraphSdl, report);
-  const breaking = await checkBreakingChanges(root, options.base, supergraphSdl, report);
-  crossCheckWithRover(root, configFile, supergraphSdl, options.rover, report);
-  return report.finish(breaking.changes, breaking.skipped);
+  const configFile = resolve(root, options.configFile ?? SUPERGRAPH_CONFIG);
+  const composed = composeForCheck(configFile, report);
+  if (composed === undefined) return finish();
+  checkArtifact(root, composed.supergraphSdl, report);
+  const api = apiSchemaForCheck(composed.supergraphSdl, report);
+  if (api === undefined) return finish();
+
+  const approvals = approvalsForCheck(root, report);
+  const pending = new Set<string>();
+  if (approvals !== undefined) {
+    const published = await checkAgainstPublished(root, api, approvals, report);
+    result.changes = published?.changes;
+    for (const change of published?.changes ?? []) pending.add(change.id);
+    if (options.base !== undefined) {
+      const base = await checkAgainstBase(root, options.base, api, approvals, report);
+      result.baseChanges = base.changes;
+      result.breakingCheckSkipped = base.skipped;
+      for (const change of base.changes ?? []) pending.add(change.id);
+    }
+    const history = await checkPublishedHistory(root, approvals, report);
+    result.historySkipped = history.skipped;
+    for (const id of history.acknowledged) pending.add(id);
+    reportStaleApprovals(approvals, pending, report);
+  }
+
+  result.operations = checkOperationsStep(root, composed.config, api, report);
+  crossCheckWithRover(root, configFile, composed.supergraphSdl, options.rover, report);
+  return finish();
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Reporting
 
-class Report {
+export class Report {
   readonly messages: string[] = [];
   readonly failures: string[] = [];
 
@@ -75,22 +125,35 @@ class Report {
     this.messages.push(`✔ ${text}`);
   }
 
+  warn(text: string): void {
+    this.messages.push(`⚠ ${text}`);
+  }
+
   fail(text: string): void {
     this.failures.push(text);
     this.messages.push(`✘ ${text}`);
   }
 
-  finish(changes: SchemaChange[] | undefined, breakingCheckSkipped: string | undefined): SchemaCheckResult {
-    const ok = this.failures.length === 0;
-    this.info(ok ? 'Schema check passed.' : `Schema check failed (${this.failures.length} problem(s)).`);
-    return { ok, messages: this.messages, failures: this.failures, changes, breakingCheckSkipped };
+  get ok(): boolean {
+    return this.failures.length === 0;
+  }
+
+  finish(what = 'Schema check'): { ok: boolean; messages: string[]; failures: string[] } {
+    const ok = this.ok;
+    this.info(ok ? `${what} passed.` : `${what} failed (${this.failures.length} problem(s)).`);
+    return { ok, messages: this.messages, failures: this.failures };
   }
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // (a) Composition
 
-function composeForCheck(configFile: string, report: Report): string | undefined {
+export interface Composed {
+  config: SupergraphConfig;
+  supergraphSdl: string;
+}
+
+export function composeForCheck(configFile: string, report: Report): Composed | undefined {
   let config: SupergraphConfig;
   try {
     config = loadSupergraphConfig(configFile);
@@ -107,7 +170,16 @@ function composeForCheck(configFile: string, report: Report): string | undefined
   }
   const names = config.subgraphs.map((s) => s.name).join(', ');
   report.pass(`composed ${config.subgraphs.length} subgraph(s): ${names}`);
-  return outcome.supergraphSdl;
+  return { config, supergraphSdl: outcome.supergraphSdl };
+}
+
+export function apiSchemaForCheck(supergraphSdl: string, report: Report): GraphQLSchema | undefined {
+  try {
+    return apiSchemaOf(supergraphSdl);
+  } catch (error) {
+    report.fail(`the composed supergraph has no usable API schema: ${errorMessage(error)}`);
+    return undefined;
+  }
 }
 
 function reportHints(hints: readonly string[], report: Report): void {
@@ -126,8 +198,8 @@ function warnOnFederationVersionMismatch(config: SupergraphConfig, report: Repor
   const pinned = config.federationVersion?.match(/^=(\d+\.\d+\.\d+)$/)?.[1];
   const installed = installedCompositionVersion();
   if (pinned === undefined || pinned === installed) return;
-  report.info(
-    `⚠ supergraph.yaml pins federation_version =${pinned} but @apollo/composition ${installed} is installed; ` +
+  report.warn(
+    `supergraph.yaml pins federation_version =${pinned} but @apollo/composition ${installed} is installed; ` +
       `set federation_version: =${installed} so rover composes the same way`,
   );
 }
@@ -135,7 +207,7 @@ function warnOnFederationVersionMismatch(config: SupergraphConfig, report: Repor
 // ---------------------------------------------------------------------------------------------------------
 // (b) Committed artifact
 
-function checkArtifact(root: string, supergraphSdl: string, report: Report): void {
+export function checkArtifact(root: string, supergraphSdl: string, report: Report): void {
   const file = join(root, SUPERGRAPH_ARTIFACT);
   if (!existsSync(file)) {
     report.fail(`${SUPERGRAPH_ARTIFACT} is missing: run pnpm schema:compose and commit it`);
@@ -152,63 +224,106 @@ function checkArtifact(root: string, supergraphSdl: string, report: Report): voi
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// (c) Breaking changes against the base
+// (c) Breaking changes against the published schema (and --base)
 
-interface BreakingCheckOutcome {
+export function approvalsForCheck(root: string, report: Report): Approval[] | undefined {
+  try {
+    return loadApprovals(join(root, APPROVALS_FILE));
+  } catch (error) {
+    report.fail(errorMessage(error));
+    return undefined;
+  }
+}
+
+/** The published schema in the working tree: undefined (reported) when missing or unusable. */
+function readPublished(
+  root: string,
+  report: Report,
+): { text: string; published: PublishedSchema } | undefined {
+  const file = join(root, PUBLISHED_SCHEMA_FILE);
+  if (!existsSync(file)) {
+    report.fail(
+      `${PUBLISHED_SCHEMA_FILE} is missing: breaking changes need a published schema to compare with; ` +
+        'run pnpm schema:publish and commit it (from a commit whose API clients may rely on)',
+    );
+    return undefined;
+  }
+  const text = readFileSync(file, 'utf8');
+  try {
+    return { text, published: parsePublishedSchema(text, 'in the working tree') };
+  } catch (error) {
+    report.fail(errorMessage(error));
+    return undefined;
+  }
+}
+
+async function checkAgainstPublished(
+  root: string,
+  api: GraphQLSchema,
+  approvals: readonly Approval[],
+  report: Report,
+): Promise<{ changes: SchemaChange[] } | undefined> {
+  const current = readPublished(root, report);
+  if (current === undefined) return undefined;
+  let changes: SchemaChange[];
+  try {
+    changes = await diffApiSchemas(current.published.schema, api);
+  } catch (error) {
+    report.fail(`cannot diff against ${PUBLISHED_SCHEMA_FILE}: ${errorMessage(error)}`);
+    return undefined;
+  }
+  reportChanges(`the published schema (${PUBLISHED_SCHEMA_FILE})`, changes, approvals, report);
+  return { changes };
+}
+
+interface BaseOutcome {
   changes: SchemaChange[] | undefined;
   skipped: string | undefined;
 }
 
-async function checkBreakingChanges(
+async function checkAgainstBase(
   root: string,
-  explicitBase: string | undefined,
-  supergraphSdl: string,
+  ref: string,
+  api: GraphQLSchema,
+  approvals: readonly Approval[],
   report: Report,
-): Promise<BreakingCheckOutcome> {
-  const skip = (reason: string): BreakingCheckOutcome => {
-    report.info(`- breaking-change check skipped: ${reason}`);
+): Promise<BaseOutcome> {
+  const skip = (reason: string): BaseOutcome => {
+    report.info(`- comparison with --base ${ref} skipped: ${reason}`);
     return { changes: undefined, skipped: reason };
   };
-
-  const base = findBase(root, explicitBase);
-  if (base.kind === 'error') {
-    report.fail(base.reason);
+  const notRepository = notAGitRepository(root);
+  if (notRepository !== undefined) return skip(notRepository);
+  const sha = resolveCommit(root, ref);
+  if (sha === undefined) {
+    report.fail(`--base ${ref} is not a commit in this repository`);
     return { changes: undefined, skipped: undefined };
   }
-  if (base.kind === 'skip') return skip(base.reason);
-
-  const baseSdl = readAtRef(root, base.sha, SUPERGRAPH_ARTIFACT);
-  if (baseSdl === undefined) return skip(`${base.label} has no ${SUPERGRAPH_ARTIFACT}`);
+  const label = `${ref} (${sha.slice(0, 10)})`;
+  const baseSdl = readAtRef(root, sha, SUPERGRAPH_ARTIFACT);
+  if (baseSdl === undefined) return skip(`${label} has no ${SUPERGRAPH_ARTIFACT}`);
+  let baseApi: GraphQLSchema;
   try {
-    apiSchemaOf(baseSdl);
+    baseApi = apiSchemaOf(baseSdl);
   } catch (error) {
-    return skip(`${SUPERGRAPH_ARTIFACT} at ${base.label} is not a valid supergraph: ${errorMessage(error)}`);
+    return skip(`${SUPERGRAPH_ARTIFACT} at ${label} is not a valid supergraph: ${errorMessage(error)}`);
   }
-
-  let approvals: Approval[];
-  let changes: SchemaChange[];
-  try {
-    approvals = loadApprovals(join(root, APPROVALS_FILE));
-    changes = await findSchemaChanges(baseSdl, supergraphSdl);
-  } catch (error) {
-    report.fail(errorMessage(error));
-    return { changes: undefined, skipped: undefined };
-  }
-  reportChanges(base.label, changes, approvals, report);
+  const changes = await diffApiSchemas(baseApi, api);
+  reportChanges(label, changes, approvals, report);
   return { changes, skipped: undefined };
 }
 
 function reportChanges(
-  baseLabel: string,
+  againstLabel: string,
   changes: readonly SchemaChange[],
   approvals: readonly Approval[],
   report: Report,
 ): void {
   if (changes.length === 0) {
-    report.pass(`no API schema changes against ${baseLabel}`);
+    report.pass(`no API schema changes against ${againstLabel}`);
     return;
   }
-  report.info(`API schema changes against ${baseLabel} (${summarize(changes)}):`);
+  report.info(`API schema changes against ${againstLabel} (${summarize(changes)}):`);
   const approvedReasons = new Map(approvals.map((a) => [a.change, a.reason]));
   for (const level of ['BREAKING', 'DANGEROUS', 'NON_BREAKING'] as const) {
     const group = changes.filter((c) => c.criticality === level);
@@ -220,12 +335,12 @@ function reportChanges(
 
   const unapproved = unapprovedBreaking(changes, approvals);
   if (unapproved.length === 0) {
-    report.pass('no unapproved breaking changes');
+    report.pass(`no unapproved breaking changes against ${againstLabel}`);
     return;
   }
   report.fail(
-    `${unapproved.length} unapproved breaking change(s). If intended, approve them in ${APPROVALS_FILE} ` +
-      `by adding under \`approved:\`\n${unapproved.map(approvalSnippet).join('\n')}`,
+    `${unapproved.length} unapproved breaking change(s) against ${againstLabel}. If intended, approve them ` +
+      `in ${APPROVALS_FILE} by adding under \`approved:\`\n${unapproved.map(approvalSnippet).join('\n')}`,
   );
 }
 
@@ -243,79 +358,115 @@ function summarize(changes: readonly SchemaChange[]): string {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Git
+// (d) History of the published schema
 
-type GitResult = { ok: true; stdout: string } | { ok: false; stderr: string; notInstalled: boolean };
-
-function git(cwd: string, args: string[]): GitResult {
-  const result = spawnSync('git', args, { cwd, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  if (result.error) {
-    const notInstalled = (result.error as NodeJS.ErrnoException).code === 'ENOENT';
-    return { ok: false, stderr: result.error.message, notInstalled };
-  }
-  if (result.status !== 0) return { ok: false, stderr: result.stderr.trim(), notInstalled: false };
-  return { ok: true, stdout: result.stdout };
+export interface HistoryCheckOutcome {
+  /** Ids of breaking changes in the history that only the approvals file covers (they must stay approved). */
+  acknowledged: Set<string>;
+  /** Whether every version could be verified (false when skipped, shallow, or git failed). */
+  complete: boolean;
+  skipped: string | undefined;
 }
 
-function resolveCommit(root: string, ref: string): string | undefined {
-  const result = git(root, ['rev-parse', '--verify', '--quiet', `${ref}^{commit}`]);
-  return result.ok ? result.stdout.trim() : undefined;
-}
-
-type Base =
-  | { kind: 'base'; sha: string; label: string }
-  | { kind: 'skip'; reason: string }
-  | { kind: 'error'; reason: string };
-
-const DEFAULT_BASE_BRANCHES = ['main', 'origin/main'];
-
-function findBase(root: string, explicitBase: string | undefined): Base {
-  const inRepo = git(root, ['rev-parse', '--is-inside-work-tree']);
-  if (!inRepo.ok) {
-    return {
-      kind: 'skip',
-      reason: inRepo.notInstalled ? 'git is not installed' : `${root} is not in a git repository`,
-    };
+/**
+ * Every version of the published schema must list, as approved, the breaking changes it made against the
+ * version before it (schema:publish does). A version that does not (the file was edited by hand) fails the
+ * check unless the change is approved in the approvals file, which then acknowledges it for good.
+ */
+export async function checkPublishedHistory(
+  root: string,
+  approvals: readonly Approval[],
+  report: Report,
+): Promise<HistoryCheckOutcome> {
+  const file = join(root, PUBLISHED_SCHEMA_FILE);
+  const workingTree = existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+  const acknowledged = new Set<string>();
+  let history: Awaited<ReturnType<typeof verifyPublishedHistory>>;
+  try {
+    history = await verifyPublishedHistory(root, workingTree);
+  } catch (error) {
+    report.fail(`cannot verify the history of ${PUBLISHED_SCHEMA_FILE}: ${errorMessage(error)}`);
+    return { acknowledged, complete: false, skipped: undefined };
   }
-  if (explicitBase !== undefined) return explicitBaseCommit(root, explicitBase);
-  if (resolveCommit(root, 'HEAD') === undefined)
-    return { kind: 'skip', reason: 'the repository has no commits yet' };
-
-  const branches = DEFAULT_BASE_BRANCHES.filter((branch) => resolveCommit(root, branch) !== undefined);
-  if (branches.length === 0) {
-    return {
-      kind: 'skip',
-      reason: 'no `main` or `origin/main` branch to compare against (pass --base <ref>)',
-    };
+  if (history.kind === 'skipped') {
+    report.info(`- history of ${PUBLISHED_SCHEMA_FILE} not verified: ${history.reason}`);
+    return { acknowledged, complete: false, skipped: history.reason };
   }
-  for (const branch of branches) {
-    const mergeBase = git(root, ['merge-base', 'HEAD', branch]);
-    if (mergeBase.ok) {
-      const sha = mergeBase.stdout.trim();
-      return { kind: 'base', sha, label: `merge-base of HEAD and ${branch} (${sha.slice(0, 10)})` };
+  for (const problem of history.problems) report.fail(`${PUBLISHED_SCHEMA_FILE}: ${problem}`);
+  const approvedIds = new Map(approvals.map((a) => [a.change, a.reason]));
+  let bad = 0;
+  for (const transition of history.transitions) {
+    const unacknowledged = transition.unlisted.filter((c) => !approvedIds.has(c.id));
+    for (const change of transition.unlisted) {
+      if (!approvedIds.has(change.id)) continue;
+      acknowledged.add(change.id);
+      report.info(
+        `  ${PUBLISHED_SCHEMA_FILE} ${transition.label}: ${change.id} acknowledged [approved: ${approvedIds.get(change.id)}]`,
+      );
     }
+    if (unacknowledged.length === 0) continue;
+    bad++;
+    report.fail(
+      `${PUBLISHED_SCHEMA_FILE} was changed ${transition.label} with breaking change(s) it does not list as ` +
+        `approved, so it was not written by pnpm schema:publish:\n` +
+        unacknowledged.map((c) => `    ${c.id}: ${c.message}`).join('\n') +
+        '\n  Publish with pnpm schema:publish instead (rewriting the commit while it is not on main), or, once it ' +
+        `is on main, acknowledge it in ${APPROVALS_FILE} by adding under \`approved:\`\n` +
+        unacknowledged.map(approvalSnippet).join('\n'),
+    );
   }
-  return {
-    kind: 'skip',
-    reason: `HEAD has no common ancestor with ${branches.join(' or ')} (shallow clone?)`,
-  };
+  if (bad === 0 && history.problems.length === 0) {
+    const count = history.transitions.length;
+    report.pass(
+      count === 0
+        ? `${PUBLISHED_SCHEMA_FILE} has no earlier version to verify against`
+        : `${count} change(s) of ${PUBLISHED_SCHEMA_FILE} verified: each lists its breaking changes as approved`,
+    );
+  }
+  return { acknowledged, complete: history.problems.length === 0, skipped: undefined };
 }
 
-function explicitBaseCommit(root: string, ref: string): Base {
-  const sha = resolveCommit(root, ref);
-  if (sha === undefined) return { kind: 'error', reason: `--base ${ref} is not a commit in this repository` };
-  return { kind: 'base', sha, label: `${ref} (${sha.slice(0, 10)})` };
-}
-
-/** A file's content at a commit, or undefined when the commit does not have it. */
-function readAtRef(root: string, sha: string, fileInRoot: string): string | undefined {
-  // `./` makes the path relative to `root`, which need not be the top of the git work tree.
-  const result = git(root, ['show', `${sha}:./${fileInRoot}`]);
-  return result.ok ? result.stdout : undefined;
+function reportStaleApprovals(
+  approvals: readonly Approval[],
+  pending: ReadonlySet<string>,
+  report: Report,
+): void {
+  const stale = [...new Set(approvals.map((a) => a.change).filter((id) => !pending.has(id)))];
+  if (stale.length === 0) return;
+  report.warn(
+    `${stale.length} approval(s) in ${APPROVALS_FILE} match no pending change (pnpm schema:publish removes them): ` +
+      stale.join(', '),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// (d) Rover cross-check
+// (e) Operations
+
+export function checkOperationsStep(
+  root: string,
+  config: SupergraphConfig,
+  api: GraphQLSchema,
+  report: Report,
+): OperationCheckOutcome {
+  const outcome = checkOperations(root, findOperationFiles(root, config), api);
+  if (outcome.files.length === 0) {
+    report.info('- no operation files (operations/ or subgraphs/*/operations/)');
+    return outcome;
+  }
+  const counted = `${outcome.operations.length} operation(s) in ${outcome.files.length} file(s)`;
+  if (outcome.problems.length === 0) {
+    report.pass(`${counted} validate against the new API schema`);
+    return outcome;
+  }
+  report.fail(
+    `${outcome.problems.length} problem(s) in ${counted} against the new API schema:\n` +
+      outcome.problems.map((p) => `  - ${formatOperationProblem(p)}`).join('\n'),
+  );
+  return outcome;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// (f) Rover cross-check
 
 function crossCheckWithRover(
   root: string,

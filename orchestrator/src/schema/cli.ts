@@ -3,12 +3,25 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runSchemaCheck, SUPERGRAPH_ARTIFACT, SUPERGRAPH_CONFIG } from './check.js';
 import { composeFromConfig } from './compose.js';
+import { publishSchema } from './publish.js';
+import { PUBLISHED_SCHEMA_FILE } from './published.js';
 import { loadSupergraphConfig } from './supergraph-config.js';
 
 const USAGE = `Usage:
   schema compose [--config <supergraph.yaml>]               compose and write ${SUPERGRAPH_ARTIFACT} next to the config
   schema check   [--config <supergraph.yaml>] [--base <ref>]  CI gate: composition, stale artifact, breaking changes
+                                                            against ${PUBLISHED_SCHEMA_FILE} (and --base),
+                                                            its history, client operations
+  schema publish [--config <supergraph.yaml>]               write the API schema to ${PUBLISHED_SCHEMA_FILE}; refuses
+                                                            while breaking changes against it are unapproved
 `;
+
+const COMMANDS = ['compose', 'check', 'publish'] as const;
+type Command = (typeof COMMANDS)[number];
+
+function isCommand(value: string | undefined): value is Command {
+  return (COMMANDS as readonly (string | undefined)[]).includes(value);
+}
 
 interface CliArgs {
   command: string | undefined;
@@ -59,18 +72,35 @@ async function checkCommand(configFile: string, base: string | undefined): Promi
   return result.ok ? 0 : 1;
 }
 
+async function publishCommand(configFile: string): Promise<number> {
+  const result = await publishSchema({ root: dirname(configFile), configFile });
+  for (const message of result.messages) console.log(message);
+  return result.ok ? 0 : 1;
+}
+
 async function main(argv: string[]): Promise<number> {
   const args = parseCli(argv);
   if (args.command === 'help') {
     process.stdout.write(USAGE);
     return 0;
   }
-  if (args.command !== 'compose' && args.command !== 'check') {
+  if (!isCommand(args.command)) {
     process.stderr.write(`${args.command ? `Unknown command "${args.command}"\n` : ''}${USAGE}`);
     return 2;
   }
+  if (args.command !== 'check' && args.base !== undefined) {
+    process.stderr.write(`--base only applies to check\n${USAGE}`);
+    return 2;
+  }
   const configFile = locateConfig(args.configFile);
-  return args.command === 'compose' ? composeCommand(configFile) : checkCommand(configFile, args.base);
+  switch (args.command) {
+    case 'compose':
+      return composeCommand(configFile);
+    case 'check':
+      return checkCommand(configFile, args.base);
+    case 'publish':
+      return publishCommand(configFile);
+  }
 }
 
 main(process.argv.slice(2)).then(
