@@ -10,7 +10,8 @@ import { bearer, graphql } from '../helpers/stack.js';
 // capped per person, the oldest ended.
 
 const ROLES = '{ me { id email emailVerified roles } }';
-const REQUEST_CHANGE = 'mutation($e: String!) { requestEmailChange(newEmail: $e) }';
+const REQUEST_CHANGE =
+  'mutation($e: String!, $p: String!) { requestEmailChange(newEmail: $e, currentPassword: $p) }';
 const CONFIRM_CHANGE = 'mutation($t: String!) { confirmEmailChange(token: $t) }';
 const REQUEST_RESET = 'mutation($e: String!) { requestPasswordReset(email: $e) }';
 const RESET = 'mutation($t: String!, $p: String!) { resetPassword(token: $t, newPassword: $p) }';
@@ -96,7 +97,7 @@ describe('admin bootstrap', () => {
 
   it('counts a confirmed change to a listed address as proof', async () => {
     const person = await kit.signUp();
-    await kit.call(REQUEST_CHANGE, { e: admins.change }, person.accessToken);
+    await kit.call(REQUEST_CHANGE, { p: PASSWORD, e: admins.change }, person.accessToken);
     const mail = await mailbox.next('aiva.auth.email_change.requested.v1', admins.change);
     // Requesting proves nothing: still a plain user.
     const before = (await kit.refresh(person.refreshToken)).body.data!.refreshSession;
@@ -113,8 +114,10 @@ describe('changing the email', () => {
   it('request → sealed token to the new address → confirm → account and profile follow', async () => {
     const person = await kit.signUp();
     const newEmail = `moved-${tag}@example.test`;
-    expect(codeOf(await kit.call(REQUEST_CHANGE, { e: newEmail }))).toBe('UNAUTHENTICATED');
-    expect((await kit.call(REQUEST_CHANGE, { e: newEmail.toUpperCase() }, person.accessToken)).body).toEqual({
+    expect(codeOf(await kit.call(REQUEST_CHANGE, { p: PASSWORD, e: newEmail }))).toBe('UNAUTHENTICATED');
+    expect(
+      (await kit.call(REQUEST_CHANGE, { p: PASSWORD, e: newEmail.toUpperCase() }, person.accessToken)).body,
+    ).toEqual({
       data: { requestEmailChange: true },
     });
     const mail = await mailbox.next('aiva.auth.email_change.requested.v1', newEmail);
@@ -152,8 +155,12 @@ describe('changing the email', () => {
   it('answers a taken address like a free one, and refuses it with CONFLICT at confirmation only', async () => {
     const owner = await kit.signUp();
     const person = await kit.signUp();
-    const taken = await kit.call(REQUEST_CHANGE, { e: owner.input.email }, person.accessToken);
-    const free = await kit.call(REQUEST_CHANGE, { e: `unused-${tag}@example.test` }, person.accessToken);
+    const taken = await kit.call(REQUEST_CHANGE, { p: PASSWORD, e: owner.input.email }, person.accessToken);
+    const free = await kit.call(
+      REQUEST_CHANGE,
+      { p: PASSWORD, e: `unused-${tag}@example.test` },
+      person.accessToken,
+    );
     expect(taken.body).toEqual(free.body);
     expect(taken.body).toEqual({ data: { requestEmailChange: true } });
     const mail = await mailbox.next('aiva.auth.email_change.requested.v1', owner.input.email);
@@ -163,11 +170,34 @@ describe('changing the email', () => {
     expect(await stack.auth.accounts.findByEmail(owner.input.email)).toMatchObject({ id: owner.user.id });
   });
 
+  it('asks for the current password: a session alone cannot move the address', async () => {
+    const person = await kit.signUp();
+    const newEmail = `stolen-session-${tag}@example.test`;
+    const wrong = await kit.call(REQUEST_CHANGE, { p: 'not my password', e: newEmail }, person.accessToken);
+    expect(wrong.body.errors?.[0]?.extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'currentPassword',
+    });
+    const missing = await kit.call(
+      'mutation($e: String!) { requestEmailChange(newEmail: $e) }',
+      { e: newEmail },
+      person.accessToken,
+    );
+    expect(missing.status).toBe(400);
+    expect(await stack.auth.accounts.findByEmail(newEmail)).toBeNull();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(mailbox.all('aiva.auth.email_change.requested.v1', newEmail)).toEqual([]);
+  });
+
   it('refuses the own address and malformed ones', async () => {
     const person = await kit.signUp();
-    const same = await kit.call(REQUEST_CHANGE, { e: person.input.email.toUpperCase() }, person.accessToken);
+    const same = await kit.call(
+      REQUEST_CHANGE,
+      { p: PASSWORD, e: person.input.email.toUpperCase() },
+      person.accessToken,
+    );
     expect(same.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'newEmail' });
-    const bad = await kit.call(REQUEST_CHANGE, { e: 'not an email' }, person.accessToken);
+    const bad = await kit.call(REQUEST_CHANGE, { p: PASSWORD, e: 'not an email' }, person.accessToken);
     expect(bad.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'newEmail' });
   });
 
@@ -176,7 +206,7 @@ describe('changing the email', () => {
     await kit.call(REQUEST_RESET, { e: person.input.email });
     const reset = await mailbox.next('aiva.auth.password_reset.requested.v1', person.input.email);
     const newEmail = `relocated-${tag}@example.test`;
-    await kit.call(REQUEST_CHANGE, { e: newEmail }, person.accessToken);
+    await kit.call(REQUEST_CHANGE, { p: PASSWORD, e: newEmail }, person.accessToken);
     const change = await mailbox.next('aiva.auth.email_change.requested.v1', newEmail);
     await kit.call(CONFIRM_CHANGE, { t: change.token });
     const stale = await kit.call(RESET, { t: reset.token, p: 'hijacked password' });

@@ -18,7 +18,7 @@ import { describeInfra } from '@aiva/shared/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type InProcessStack, startInProcessStack } from '../helpers/in-process-stack.js';
 import { readMailToken, verifyEmailThrough } from '../helpers/sealed-mail.js';
-import { accountKit, codeOf, MAIL_EVENTS, Mailbox, waitForValue } from '../helpers/security-kit.js';
+import { accountKit, codeOf, MAIL_EVENTS, Mailbox, PASSWORD, waitForValue } from '../helpers/security-kit.js';
 
 // Issue #7, sealed secrets: no single-use secret (reset, verification, email-change token) is stored or published
 // in plaintext. Events carry `sealed:v1:<kid>:<nonce>:<ciphertext+tag>` (AES-256-GCM, key from EVENT_SEALING_KEYS
@@ -56,8 +56,8 @@ async function requestEveryMail(stack: InProcessStack, mailbox: Mailbox, kit: Re
   await kit.call('mutation { requestEmailVerification }', {}, person.accessToken);
   const newEmail = `next-${randomUUID().slice(0, 8)}@example.test`;
   await kit.call(
-    'mutation($e: String!) { requestEmailChange(newEmail: $e) }',
-    { e: newEmail },
+    'mutation($e: String!, $p: String!) { requestEmailChange(newEmail: $e, currentPassword: $p) }',
+    { e: newEmail, p: PASSWORD },
     person.accessToken,
   );
   const mails = [

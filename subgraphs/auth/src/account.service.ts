@@ -217,9 +217,18 @@ export class AccountService {
    * is taken: only confirming tells (CONFLICT), and only to whoever holds the mail of that address. Counted per
    * new address, per account and per client address.
    */
-  async requestEmailChange(userId: string, newEmail: string, client: ClientInfo): Promise<true> {
+  async requestEmailChange(
+    userId: string,
+    newEmail: string,
+    currentPassword: string,
+    client: ClientInfo,
+  ): Promise<true> {
     const account = await this.requireAccount(userId);
     await this.budgets.take('email_change', { email: newEmail, ip: client.ip, userId });
+    // A session alone (a stolen token) must not move the address a password reset would go to.
+    if (!(await verifyPassword(account.passwordHash, currentPassword))) {
+      throw badUserInput('The current password is incorrect', { field: 'currentPassword' });
+    }
     if (newEmail.toLowerCase() === account.email.toLowerCase()) {
       throw badUserInput('This already is the email of the account', { field: 'newEmail' });
     }

@@ -33,4 +33,4 @@ export type SignInInput = z.infer<typeof signInInput>;
 export const tokenInput = z.string().min(1, 'is required').max(512, 'is too long');
 export const changePasswordInput = z.object({ currentPassword: passwordInput, newPassword: passwordInput });
 export const resetPasswordInput = z.object({ token: tokenInput, newPassword: passwordInput });
-export const requestEmailChangeInput = z.object({ newEmail: emailInput });
+export const requestEmailChangeInput = z.object({ newEmail: emailInput, currentPassword: passwordInput });

@@ -112,8 +112,8 @@ export function createResolvers(accounts: AccountService, sessions: SessionServi
         accounts.verifyEmail(parseInput(z.object({ token: tokenInput }), args).token),
       requestEmailChange: (_: unknown, args: unknown, ctx: AuthContext) => {
         const viewer = requireUser(ctx);
-        const { newEmail } = parseInput(requestEmailChangeInput, args);
-        return accounts.requestEmailChange(viewer.userId, newEmail, ctx.client);
+        const { newEmail, currentPassword } = parseInput(requestEmailChangeInput, args);
+        return accounts.requestEmailChange(viewer.userId, newEmail, currentPassword, ctx.client);
       },
       confirmEmailChange: (_: unknown, args: { token: unknown }) =>
         accounts.confirmEmailChange(parseInput(z.object({ token: tokenInput }), args).token),
