@@ -58,13 +58,15 @@ export async function load(
     body: JSON.stringify(body),
     connections: CONNECTIONS,
     duration: options.durationS ?? DURATION_S,
+    // A GraphQL error rides in a 200: count it as a failed request (autocannon's body mismatches).
+    verifyBody: (body) => !String(body ?? '').includes('"errors"'),
   });
   return {
     target,
     requestsPerSecond: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
-    errors: result.errors + result.non2xx,
+    errors: result.errors + result.non2xx + (result.mismatches ?? 0),
   };
 }
 
