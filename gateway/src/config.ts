@@ -10,7 +10,11 @@ export const gatewayEnvSchema = commonEnvSchema.extend({
   CORS_ORIGINS: env.list(''),
   /** Largest accepted request body, in bytes. */
   BODY_LIMIT_BYTES: env.positiveInt(DEFAULT_BODY_LIMIT_BYTES),
-  /** Per-request timeout towards a subgraph, in milliseconds. */
+  /**
+   * Longest wait for one subgraph request, in milliseconds. A request never waits past its own budget
+   * either: GRAPHQL_REQUEST_TIMEOUT_MS (the gateway's budget of one client request, shared with the subgraphs'
+   * setting of the same name), of which each subgraph request gets what is left, sent as `x-aiva-deadline-ms`.
+   */
   SUBGRAPH_TIMEOUT_MS: env.positiveInt(10_000),
   /** How long an automatic persisted query stays registered, in seconds. */
   APQ_TTL_SECONDS: env.positiveInt(24 * 60 * 60),

@@ -4,12 +4,14 @@ import {
   type Cache,
   cacheRateLimitStore,
   createCache,
+  createDependencyMonitor,
   createGraphQLHttpServer,
   createLogger,
   createMemoryCache,
   createRemoteVerifier,
   createRoutingFollower,
   createTrafficReporter,
+  type DependencyReporter,
   discoveryFromEnv,
   embeddedCacheFile,
   type GraphQLHttpServer,
@@ -17,14 +19,17 @@ import {
   type Logger,
   operationLimitsOf,
   type ReadinessCheck,
+  type ReadinessDetail,
   type RequestContext,
   type RoutingFollower,
   rateLimitExceeded,
   readSupergraph,
+  redisTimeoutsOf,
+  remoteVerifierOptionsOf,
   revocationAwareVerifier,
-  routedCall,
   ServiceRouter,
   type SubgraphEndpoint,
+  serverTimeoutsOf,
   sessionRevocations,
   staticSubgraphUrls,
   subgraphsOf,
@@ -67,7 +72,10 @@ export interface GatewayAppOptions {
    * default true. Tests that compose a gateway in one process turn it off and route to `subgraphUrls` only.
    */
   discovery?: boolean;
-  /** Verifies access tokens; default: auth's JWKS at AUTH_JWKS_URL (fetched on the first token, not before). */
+  /**
+   * Verifies access tokens; default: auth's JWKS at AUTH_JWKS_URL (fetched on the first token or `/ready` probe,
+   * served stale while auth cannot be reached, see JWKS_MAX_STALE_SECONDS).
+   */
   verifier?: AccessTokenVerifier;
   /** Prefix of every key in the Redis cache (default `aiva:`); tests sharing a Redis use one per run. */
   cacheKeyPrefix?: string;
@@ -84,17 +92,22 @@ export function rateLimitKey(request: FastifyRequest): string {
 
 /**
  * Fixed-window rate limits per client on every route but the operational ones, counted in `cache` (shared by
- * all gateway instances when it is Redis). A cache failure lets requests through rather than failing them.
+ * all gateway instances when it is Redis). A cache failure (Redis down, or slower than REDIS_COMMAND_TIMEOUT_MS)
+ * lets requests through rather than failing them: each is counted on `health` (`rate_limit`).
  */
 async function registerRateLimit(
   app: FastifyInstance,
-  options: { cache: Cache; max: number; windowSeconds: number },
+  options: { cache: Cache; max: number; windowSeconds: number; health: DependencyReporter },
 ): Promise<void> {
   await app.register(rateLimit, {
     global: true,
     max: options.max,
     timeWindow: options.windowSeconds * 1000,
-    store: cacheRateLimitStore({ cache: options.cache, keyPrefix: 'ratelimit:gateway:' }),
+    store: cacheRateLimitStore({
+      cache: options.cache,
+      keyPrefix: 'ratelimit:gateway:',
+      onError: () => options.health.degraded('rate_limit'),
+    }),
     keyGenerator: rateLimitKey,
     allowList: (request) => UNLIMITED_ROUTES.has(request.routeOptions.url ?? ''),
     skipOnError: true,
@@ -102,31 +115,43 @@ async function registerRateLimit(
   });
 }
 
-/** Asks one instance of a subgraph for `{ __typename }`: the cheapest proof that the subgraph answers. */
-function subgraphAnswers(name: string, router: ServiceRouter, dispatcherTimeoutMs: number): ReadinessCheck {
+/**
+ * How long one instance of a subgraph may take to answer `{ __typename }` on `/ready`: below the hard checks'
+ * 2 s (and the orchestrator's 1 s probe), so one instance that hangs does not make the gateway unready.
+ */
+const INSTANCE_PROBE_TIMEOUT_MS = 750;
+
+/** Whether one instance answers `{ __typename }`: the cheapest proof that it serves. */
+async function instanceAnswers(graphqlUrl: string): Promise<boolean> {
+  try {
+    const response = await fetch(graphqlUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"query":"{ __typename }"}',
+      signal: AbortSignal.timeout(INSTANCE_PROBE_TIMEOUT_MS),
+    });
+    const body = (await response.json().catch(() => ({}))) as { data?: { __typename?: string } };
+    return response.ok && body.data?.__typename === 'Query';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A subgraph is there when at least one of its instances answers (the router sends requests to those): the
+ * check passes then, and names the instances that do not answer, which `/ready` reports under `degraded`
+ * (`users/<instance id>`). It fails when no instance answers, or none is known.
+ */
+function subgraphAnswers(name: string, router: ServiceRouter): ReadinessCheck {
   return {
     name,
-    check: () =>
-      routedCall(
-        router,
-        name,
-        { retryable: true, timeoutMs: dispatcherTimeoutMs },
-        async (endpoint, signal) => {
-          const response = await fetch(endpoint.graphqlUrl, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: '{"query":"{ __typename }"}',
-            signal,
-          });
-          const body = (await response.json().catch(() => ({}))) as { data?: { __typename?: string } };
-          if (!response.ok || body.data?.__typename !== 'Query') {
-            return { value: undefined, outcome: 'error', refused: response.status === 503 };
-          }
-          return { value: true, outcome: 'success' };
-        },
-      ).then((ok) => {
-        if (!ok) throw new Error(`${name} did not answer { __typename }`);
-      }),
+    check: async (): Promise<ReadinessDetail> => {
+      const endpoints = router.endpoints(name);
+      if (endpoints.length === 0) throw new Error(`no instance of ${name} is known`);
+      const answers = await Promise.all(endpoints.map((endpoint) => instanceAnswers(endpoint.graphqlUrl)));
+      if (!answers.includes(true)) throw new Error(`no instance of ${name} answers { __typename }`);
+      return { down: endpoints.filter((_, i) => !answers[i]).map((endpoint) => endpoint.id) };
+    },
   };
 }
 
@@ -148,11 +173,19 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
     connectTimeout: Math.min(config.SUBGRAPH_TIMEOUT_MS, 5_000),
   });
   let servedSdl = fallbackSdl;
+  // The states of Redis and of auth's keys, shared by their adapters and /ready: one log line per change,
+  // aiva_dependency_up and aiva_degraded_requests_total on /metrics.
+  const dependencies = createDependencyMonitor(logger);
+  const cacheHealth = dependencies.reporter('cache');
 
+  // A soft dependency: the gateway starts and serves without Redis (connecting in the background), every
+  // command bounded by REDIS_COMMAND_TIMEOUT_MS; rate limits, persisted queries and revocation checks fail open.
   const cache = await createCache({
     logger,
     ...(config.REDIS_URL ? { redisUrl: config.REDIS_URL } : { file: embeddedCacheFile(config) }),
     ...(options.cacheKeyPrefix ? { keyPrefix: options.cacheKeyPrefix } : {}),
+    redis: redisTimeoutsOf(config),
+    health: cacheHealth,
   });
   // Counters get a bounded cache of their own (in memory, or their own key prefix of the SQLite file), so that
   // persisted queries cannot evict them (and reset them). Redis does not evict (no maxmemory policy assumed).
@@ -166,16 +199,20 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
             maxEntries: 100_000,
           })
         : cache;
+  // Auth's keys, kept verifying while auth cannot be reached (up to JWKS_MAX_STALE_SECONDS); with none usable,
+  // tokens get HTTP 503 (AUTH_KEYS_UNAVAILABLE), never 401.
+  const remoteVerifier = options.verifier
+    ? undefined
+    : createRemoteVerifier({
+        ...remoteVerifierOptionsOf(config),
+        health: dependencies.reporter('auth_keys'),
+      });
   // Tokens of sessions auth has ended are refused before they expire (auth marks them in the shared cache).
   const verifier = revocationAwareVerifier(
-    options.verifier ??
-      createRemoteVerifier({
-        jwksUrl: config.AUTH_JWKS_URL,
-        issuer: config.AUTH_ISSUER,
-        audience: config.AUTH_AUDIENCE,
-      }),
+    options.verifier ?? (remoteVerifier as AccessTokenVerifier),
     sessionRevocations(cache),
     logger,
+    cacheHealth,
   );
 
   follower?.start();
@@ -208,7 +245,7 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
       gateway,
       // Automatic persisted queries, kept in the cache port (Redis when REDIS_URL is set), each at most
       // APQ_MAX_QUERY_BYTES (see operationLimits).
-      cache: new ApolloCacheAdapter(cache, 'gateway:apq:'),
+      cache: new ApolloCacheAdapter(cache, 'gateway:apq:', cacheHealth),
       persistedQueries: { ttl: config.APQ_TTL_SECONDS },
     },
     // Checked here and again in every subgraph (GRAPHQL_MAX_*), before any subgraph is called.
@@ -216,6 +253,10 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
     introspection: introspectionOf(config),
     corsOrigins: config.CORS_ORIGINS,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
+    // The budget of a request (GRAPHQL_REQUEST_TIMEOUT_MS; its subgraph requests get what is left) and the
+    // HTTP timeouts.
+    timeouts: serverTimeoutsOf(config),
+    dependencies,
     // Bad tokens fail with UNAUTHENTICATED (HTTP 401) before any subgraph is called.
     auth: verifier,
     trustProxy: config.TRUST_PROXY.length > 0 ? config.TRUST_PROXY : false,
@@ -226,6 +267,7 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
               cache: limiterCache,
               max: config.RATE_LIMIT_MAX,
               windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS,
+              health: cacheHealth,
             }),
         }
       : {}),
@@ -239,9 +281,12 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
             logger,
           })
       : undefined,
+    // Ready with a schema (it serves one from the start) and an answering instance of each subgraph; the
+    // instances that do not answer, the cache and auth's keys are reported under `degraded`.
     readiness: () => [
-      ...subgraphsOf(servedSdl).map((s) => subgraphAnswers(s.name, router, 2_000)),
-      { name: 'cache', check: () => cache.ping() },
+      ...subgraphsOf(servedSdl).map((s) => subgraphAnswers(s.name, router)),
+      { name: 'cache', soft: true, check: () => cache.ping() },
+      ...(remoteVerifier ? [{ name: 'auth_keys', soft: true, check: remoteVerifier.checkKeys }] : []),
     ],
     ...(discovery ? { discovery: { ...discoveryFromEnv(config), kind: 'gateway' as const } } : {}),
     onClose: [

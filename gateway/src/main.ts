@@ -1,4 +1,4 @@
-import { createLogger, exitWithParent, loadConfigOrExit, onShutdownSignal } from '@aiva/shared';
+import { createLogger, exitWithParent, loadConfigOrExit, onShutdownSignal, startOrExit } from '@aiva/shared';
 import { gatewayEnvSchema } from './config.js';
 import { createGatewayApp } from './gateway.app.js';
 
@@ -7,6 +7,10 @@ exitWithParent(() => process.exit(1));
 
 const config = loadConfigOrExit(gatewayEnvSchema);
 const logger = createLogger('gateway', { level: config.LOG_LEVEL });
-const app = await createGatewayApp({ config, logger });
-await app.listen();
+// A hard dependency missing at start is one clear line and exit 1 (soft ones are connected in the background).
+const app = await startOrExit('gateway', logger, async () => {
+  const created = await createGatewayApp({ config, logger });
+  await created.listen();
+  return created;
+});
 onShutdownSignal(() => app.close(), logger);

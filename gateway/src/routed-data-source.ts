@@ -1,5 +1,6 @@
 import {
   type AttemptResult,
+  DEADLINE_HEADER,
   type RequestContext,
   routedCall,
   type ServiceRouter,
@@ -15,7 +16,7 @@ export interface RoutedDataSourceOptions {
   router: ServiceRouter;
   /** Keep-alive connection pools to the instances. */
   dispatcher: Dispatcher;
-  /** Deadline of one subgraph request, in ms. */
+  /** Longest wait for one subgraph request, in ms (SUBGRAPH_TIMEOUT_MS); never past the request's budget. */
   timeoutMs: number;
 }
 
@@ -30,6 +31,13 @@ function unavailable(name: string): GraphQLError {
   });
 }
 
+/** The request's budget ran out before the subgraph answered: its fields fail, the others are answered. */
+function outOfTime(name: string): GraphQLError {
+  return new GraphQLError(`The ${name} service did not answer within the request's time budget`, {
+    extensions: { code: 'INTERNAL_SERVER_ERROR', reason: 'DEADLINE_EXCEEDED', serviceName: name },
+  });
+}
+
 /**
  * Sends the gateway's subgraph requests to a live instance of the subgraph picked by the router (power of two
  * choices, breakers), over keep-alive pools (undici). Passes the caller's `authorization` (subgraphs verify it
@@ -39,6 +47,12 @@ function unavailable(name: string): GraphQLError {
  * query that could not reach an instance (refused, reset, the instance shutting down) is sent once more to
  * another one; a mutation never is. A subgraph that cannot be reached becomes an error naming it, without
  * addresses or low-level causes.
+ *
+ * Deadlines: each request waits at most `timeoutMs` (SUBGRAPH_TIMEOUT_MS) and never past the client request's
+ * budget (`context.signal`, GRAPHQL_REQUEST_TIMEOUT_MS): the subgraph is told what is left of it
+ * (`x-aiva-deadline-ms`), so it stops the work the gateway will no longer wait for. A subgraph that has not
+ * answered when the budget ends fails with `reason: DEADLINE_EXCEEDED` (its fields only: the other subgraphs'
+ * fields are answered), without counting against the instance's breaker.
  */
 export class RoutedDataSource implements GraphQLDataSource<RequestContext> {
   readonly name: string;
@@ -65,6 +79,10 @@ export class RoutedDataSource implements GraphQLDataSource<RequestContext> {
     if (context?.traceparent) headers.traceparent = context.traceparent;
     if (context?.tracestate) headers.tracestate = context.tracestate;
     if (context?.ip) headers['x-forwarded-for'] = context.ip;
+    // Health checks and schema loads have no budget: SUBGRAPH_TIMEOUT_MS alone bounds them.
+    const deadline = context?.deadline;
+    const budget = context?.signal;
+    if (deadline !== undefined && deadline <= Date.now()) throw outOfTime(this.name);
     const body = JSON.stringify({
       query,
       ...(subgraphRequest.operationName ? { operationName: subgraphRequest.operationName } : {}),
@@ -76,10 +94,15 @@ export class RoutedDataSource implements GraphQLDataSource<RequestContext> {
       response = await routedCall(
         this.router,
         this.name,
-        { retryable: !MUTATION.test(query), timeoutMs: this.timeoutMs },
-        (endpoint, signal) => this.send(endpoint.graphqlUrl, headers, body, signal),
+        {
+          retryable: !MUTATION.test(query),
+          timeoutMs: this.timeoutMs,
+          ...(budget ? { signal: budget } : {}),
+        },
+        (endpoint, signal) => this.send(endpoint.graphqlUrl, withDeadline(headers, deadline), body, signal),
       );
     } catch (error) {
+      if (budget?.aborted) throw outOfTime(this.name);
       if (error instanceof ServiceUnavailableError) throw unavailable(this.name);
       throw error;
     }
@@ -118,4 +141,10 @@ export class RoutedDataSource implements GraphQLDataSource<RequestContext> {
     if (!isGraphQL) return { value: undefined, outcome: 'error' };
     return { value: parsed as GatewayGraphQLResponse, outcome: status >= 500 ? 'error' : 'success' };
   }
+}
+
+/** The headers of one attempt: with what is left of the budget (whole ms, at least 1), when there is one. */
+function withDeadline(headers: Record<string, string>, deadline: number | undefined): Record<string, string> {
+  if (deadline === undefined) return headers;
+  return { ...headers, [DEADLINE_HEADER]: String(Math.max(1, Math.floor(deadline - Date.now()))) };
 }

@@ -118,8 +118,55 @@ export const commonEnvSchema = z.object({
     .enum(['true', 'false'], { message: 'must be true or false' })
     .transform((value) => value === 'true')
     .optional(),
+  // Deadlines (see server/deadlines.ts and cache/redis-connection.ts).
+  /**
+   * Time budget of one GraphQL request, from its arrival, at the gateway and in each subgraph: past it the
+   * operation is abandoned (DEADLINE_EXCEEDED, HTTP 504 when nothing could be answered). The gateway sends each
+   * subgraph request what is left of its budget (`x-aiva-deadline-ms`), which can only shorten the subgraph's.
+   */
+  GRAPHQL_REQUEST_TIMEOUT_MS: env.positiveInt(15_000),
+  /** How long a client may take to send a whole request (headers and body) before it is cut off. */
+  HTTP_REQUEST_TIMEOUT_MS: env.positiveInt(30_000),
+  /** How long an idle keep-alive connection is kept open (above a load balancer's idle timeout). */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: env.positiveInt(72_000),
+  /** How long a connection may see no traffic at all (a client that stopped reading) before it is closed. */
+  HTTP_CONNECTION_TIMEOUT_MS: env.positiveInt(120_000),
+  /**
+   * Deadline of one Redis command: past it the command fails (a soft dependency fails open) and the connection is
+   * replaced, so the next commands fail at once instead of waiting on a server that does not answer.
+   */
+  REDIS_COMMAND_TIMEOUT_MS: env.positiveInt(1_000),
+  /** Deadline of opening a Redis connection (TCP and handshake); reconnects back off up to 2 s. */
+  REDIS_CONNECT_TIMEOUT_MS: env.positiveInt(5_000),
+  // Events (see events/service-events.ts `eventOptionsOf`).
+  /** Deadline of one NATS publish (JetStream's acknowledgement); past it the event stays in the outbox. */
+  NATS_PUBLISH_TIMEOUT_MS: env.positiveInt(5_000),
+  /** Deadline of one NATS connection attempt and of JetStream setup calls; reconnects back off up to 5 s. */
+  NATS_CONNECT_TIMEOUT_MS: env.positiveInt(5_000),
+  /**
+   * JetStream's duplicate window of the event stream when this process creates it (an existing stream keeps its
+   * own): a republished event id within it is dropped by the server. Consumers are idempotent beyond it.
+   */
+  NATS_DUPLICATE_WINDOW_MS: env.positiveInt(120_000),
+  /** Failed publishes of one outbox row (while the bus is up) before it is quarantined and the relay moves on. */
+  OUTBOX_MAX_ATTEMPTS: env.positiveInt(10),
+  /** The outbox relay lease: of several instances of a service only its holder publishes; a dead one's expires. */
+  OUTBOX_RELAY_LEASE_MS: env.positiveInt(30_000),
 });
 export type CommonEnv = z.infer<typeof commonEnvSchema>;
+
+/** The Redis deadlines of a process's configuration, as the Redis adapters take them. */
+export function redisTimeoutsOf(
+  config: Pick<CommonEnv, 'REDIS_COMMAND_TIMEOUT_MS' | 'REDIS_CONNECT_TIMEOUT_MS'>,
+): {
+  commandTimeoutMs: number;
+  connectTimeoutMs: number;
+} {
+  return {
+    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_MS,
+  };
+}
 
 /** The embedded event log file of a process's configuration (used without NATS_URL). */
 export function embeddedEventsFile(config: Pick<CommonEnv, 'DATA_DIR' | 'EVENTS_DB_FILE'>): string {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BusUnavailableError } from '../src/events/bus-errors.js';
 import { createNatsBus, durableName, type NatsBus } from '../src/events/nats.js';
 import { busContract, describeInfra, userCreated, waitFor } from '../src/testing/index.js';
 
@@ -14,8 +15,34 @@ describe('NATS event bus without a server', () => {
     expect(durableName('a b*c>', 'x')).toMatch(/^[A-Za-z0-9_-]+$/);
   });
 
-  it('fails to connect to a server that is not there', async () => {
-    await expect(createNatsBus({ url: 'nats://127.0.0.1:1' })).rejects.toThrow();
+  it('starts without a server: publishes fail fast, subscriptions wait, the state says down', async () => {
+    const bus = await createNatsBus({
+      url: 'nats://127.0.0.1:1',
+      connectTimeoutMs: 200,
+      maxReconnectDelayMs: 200,
+    });
+    try {
+      expect(bus.state).toBe('connecting');
+      const states: string[] = [];
+      const unwatch = bus.watchState((state) => states.push(state));
+      expect(states).toEqual(['down']);
+      unwatch();
+      const startedAt = Date.now();
+      await expect(bus.publish(userCreated())).rejects.toBeInstanceOf(BusUnavailableError);
+      expect(Date.now() - startedAt).toBeLessThan(1_000); // no waiting on a server that is not there
+      await expect(bus.ping()).rejects.toBeInstanceOf(BusUnavailableError);
+      await expect(bus.whenUp(300)).rejects.toThrow(/did not connect within 300 ms/);
+      // Registered now, pulling once connected.
+      const subscription = await bus.subscribe(
+        'bus-test.offline',
+        'aiva.users.user.created.v1',
+        async () => {},
+      );
+      await subscription.stop();
+    } finally {
+      await bus.close();
+    }
+    expect(bus.state).toBe('closed');
   });
 });
 

@@ -1,8 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApolloCacheAdapter } from '../src/cache/apollo-cache.js';
 import type { Cache } from '../src/cache/cache.js';
 import { createCache } from '../src/cache/create-cache.js';
 import { createRedisCache } from '../src/cache/redis.js';
+import { RedisUnavailableError } from '../src/cache/redis-connection.js';
+import { createDependencyMonitor } from '../src/server/dependencies.js';
+import { CacheRateLimitStore } from '../src/server/rate-limit-store.js';
 import { cacheContract, describeInfra } from '../src/testing/index.js';
 
 // Needs Redis (REDIS_URL, default redis://127.0.0.1:6379). Keys get a prefix unique to the run.
@@ -43,5 +48,78 @@ await describeInfra('Redis cache', { envVar: 'REDIS_URL', defaultUrl: 'redis://1
     const own = await createRedisCache({ url, keyPrefix: prefix });
     await own.close();
     await expect(own.close()).resolves.toBeUndefined();
+  });
+});
+
+// A Redis that accepts connections and never answers: no real Redis needed.
+describe('Redis cache against a server that never answers', () => {
+  let silent: Server;
+  let url = '';
+  const sockets = new Set<Socket>();
+
+  beforeAll(async () => {
+    silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.resume();
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    url = `redis://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
+  });
+
+  it('starts in the background, and every call fails within the command deadline', async () => {
+    const monitor = createDependencyMonitor();
+    const cache = await createCache({
+      redisUrl: url,
+      redis: { commandTimeoutMs: 200, connectTimeoutMs: 300 },
+      health: monitor.reporter('cache'),
+    });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const started = Date.now();
+        await expect(cache.get('anything')).rejects.toBeInstanceOf(RedisUnavailableError);
+        expect(Date.now() - started).toBeLessThan(1_500);
+      }
+      expect(monitor.states()).toEqual({ cache: 'down' });
+    } finally {
+      await cache.close();
+    }
+  });
+
+  it('lets its users fail open: persisted queries miss, rate limits let the request through, counted', async () => {
+    const monitor = createDependencyMonitor();
+    const health = monitor.reporter('cache');
+    const cache = await createCache({
+      redisUrl: url,
+      redis: { commandTimeoutMs: 200, connectTimeoutMs: 300 },
+      health,
+    });
+    try {
+      const apq = new ApolloCacheAdapter(cache, 'apq:', health);
+      expect(await apq.get('hash')).toBeUndefined();
+      await apq.set('hash', 'query');
+      const errors: unknown[] = [];
+      const store = new CacheRateLimitStore({ cache, onError: () => health.degraded('rate_limit') });
+      await new Promise<void>((resolve) =>
+        store.incr(
+          'client',
+          (error) => {
+            errors.push(error);
+            resolve();
+          },
+          10_000,
+        ),
+      );
+      expect(errors[0]).toBeInstanceOf(Error);
+      expect(monitor.degradedCount('cache', 'persisted_queries')).toBe(2);
+      expect(monitor.degradedCount('cache', 'rate_limit')).toBe(1);
+    } finally {
+      await cache.close();
+    }
   });
 });

@@ -247,3 +247,90 @@ describe('request ids', () => {
     expect(traceContextOf({ tracestate: 'a=1' })).toEqual({});
   });
 });
+
+describe('deadlines', () => {
+  const slowTypeDefs = parse(/* GraphQL */ `
+    extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key"])
+    type Slow {
+      after: String
+    }
+    type Query {
+      "Sleeps, ignoring the request's signal, then has a field of its own."
+      sleepy(ms: Int!): Slow
+      "Waits for the request's signal: work that stops when the budget is spent."
+      careful: String
+    }
+  `);
+  const ran: string[] = [];
+  const slowResolvers = {
+    Query: {
+      sleepy: async (_: unknown, { ms }: { ms: number }) => {
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        return {};
+      },
+      careful: (_: unknown, __: unknown, context: RequestContext) =>
+        new Promise((_resolve, reject) => {
+          context.signal.addEventListener('abort', () => reject(context.signal.reason), { once: true });
+        }),
+    },
+    Slow: {
+      after: () => {
+        ran.push('after');
+        return 'after';
+      },
+    },
+  };
+
+  async function postWithDeadline(url: string, query: string, deadlineMs: string) {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-aiva-deadline-ms': deadlineMs },
+      body: JSON.stringify({ query }),
+    });
+    return {
+      status: response.status,
+      body: (await response.json()) as {
+        data?: unknown;
+        errors?: Array<{ extensions?: Record<string, unknown> }>;
+      },
+    };
+  }
+
+  it("answers 504 DEADLINE_EXCEEDED at the caller's deadline, and abandons the fields still to run", async () => {
+    ran.length = 0;
+    const { server, url } = await start({ typeDefs: slowTypeDefs, resolvers: slowResolvers });
+    const result = await postWithDeadline(url, '{ sleepy(ms: 1200) { after } }', '100');
+    expect(result.status).toBe(504);
+    expect(result.body.errors?.[0]?.extensions).toMatchObject({
+      code: 'INTERNAL_SERVER_ERROR',
+      reason: 'DEADLINE_EXCEEDED',
+    });
+    // Once the sleep is over, the field after it does not run.
+    await new Promise((resolve) => setTimeout(resolve, 1_400));
+    expect(ran).toEqual([]);
+    const metrics = await server.metrics.render();
+    expect(metrics).toMatch(/aiva_deadline_exceeded_total\{stage="cut_off"[^}]*\} 1/);
+    expect(metrics).toMatch(/aiva_deadline_exceeded_total\{stage="abandoned"[^}]*\} 1/);
+  });
+
+  it('aborts context.signal at the deadline, so work that listens stops and its field fails', async () => {
+    const { url } = await start({ typeDefs: slowTypeDefs, resolvers: slowResolvers });
+    const result = await postWithDeadline(url, '{ careful }', '100');
+    expect(result.status).toBe(200);
+    expect(result.body.errors?.[0]?.extensions).toMatchObject({ reason: 'DEADLINE_EXCEEDED' });
+  });
+
+  it('refuses a request whose budget is already spent, and never lets a caller lengthen its own limit', async () => {
+    const { url } = await start({
+      typeDefs: slowTypeDefs,
+      resolvers: slowResolvers,
+      timeouts: { requestTimeoutMs: 100 },
+    });
+    const spent = await postWithDeadline(url, '{ sleepy(ms: 0) { after } }', '0');
+    expect(spent.status).toBe(504);
+    expect(spent.body.errors?.[0]?.extensions).toMatchObject({ reason: 'DEADLINE_EXCEEDED' });
+    // Its own limit (100 ms) holds against a caller's 60 s.
+    const longer = await postWithDeadline(url, '{ careful }', '60000');
+    expect(longer.body.errors?.[0]?.extensions).toMatchObject({ reason: 'DEADLINE_EXCEEDED' });
+  });
+});

@@ -1,23 +1,25 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventBus } from '../src/events/bus.js';
+import { BusUnavailableError } from '../src/events/bus-errors.js';
 import type { AivaEvent } from '../src/events/event.js';
 import { createMemoryBus, type MemoryBus } from '../src/events/memory.js';
-import type { OutboxStore } from '../src/events/outbox.js';
+import type { OutboxStore, QuarantinedEvent } from '../src/events/outbox.js';
 import { OutboxRelay } from '../src/events/relay.js';
 import { userCreated, waitFor } from '../src/testing/index.js';
 
-/** An outbox in memory: events in write order, each marked published or not. */
+/** An outbox in memory: events in write order, each marked published or not (quarantine and lease included). */
 class FakeOutbox implements OutboxStore {
-  readonly rows: { event: AivaEvent; published: boolean }[] = [];
+  readonly rows: { event: AivaEvent; published: boolean; attempts: number; quarantined: boolean }[] = [];
   readonly marked: string[][] = [];
+  private lease: { owner: string; until: number } | null = null;
 
   write(...events: AivaEvent[]): void {
-    for (const event of events) this.rows.push({ event, published: false });
+    for (const event of events) this.rows.push({ event, published: false, attempts: 0, quarantined: false });
   }
 
   async pendingEvents(limit: number): Promise<AivaEvent[]> {
     return this.rows
-      .filter((r) => !r.published)
+      .filter((r) => !r.published && !r.quarantined)
       .slice(0, limit)
       .map((r) => r.event);
   }
@@ -27,8 +29,62 @@ class FakeOutbox implements OutboxStore {
     for (const row of this.rows) if (ids.includes(row.event.id)) row.published = true;
   }
 
+  async recordFailure(id: string, failure: { error: string; permanent: boolean; maxAttempts: number }) {
+    const row = this.rows.find((r) => r.event.id === id && !r.published && !r.quarantined);
+    if (!row) return { attempts: 0, quarantined: false };
+    row.attempts++;
+    row.quarantined = failure.permanent || row.attempts >= failure.maxAttempts;
+    return { attempts: row.attempts, quarantined: row.quarantined };
+  }
+
+  async quarantinedEvents(): Promise<QuarantinedEvent[]> {
+    return this.rows
+      .filter((r) => r.quarantined)
+      .map((r) => ({ event: r.event, attempts: r.attempts, error: 'x', quarantinedAt: new Date() }));
+  }
+
+  async replayQuarantined(ids?: readonly string[]): Promise<number> {
+    let n = 0;
+    for (const row of this.rows) {
+      if (row.quarantined && (!ids || ids.includes(row.event.id))) {
+        row.quarantined = false;
+        row.attempts = 0;
+        n++;
+      }
+    }
+    return n;
+  }
+
+  async discardQuarantined(ids: readonly string[]): Promise<number> {
+    const before = this.rows.length;
+    for (let i = this.rows.length - 1; i >= 0; i--) {
+      const row = this.rows[i]!;
+      if (row.quarantined && ids.includes(row.event.id)) this.rows.splice(i, 1);
+    }
+    return before - this.rows.length;
+  }
+
+  async outboxStats() {
+    const open = this.rows.filter((r) => !r.published);
+    return {
+      pending: open.filter((r) => !r.quarantined).length,
+      quarantined: open.filter((r) => r.quarantined).length,
+    };
+  }
+
+  async acquireRelayLease(owner: string, leaseMs: number): Promise<boolean> {
+    const now = Date.now();
+    if (this.lease && this.lease.owner !== owner && this.lease.until > now) return false;
+    this.lease = { owner, until: now + leaseMs };
+    return true;
+  }
+
+  async releaseRelayLease(owner: string): Promise<void> {
+    if (this.lease?.owner === owner) this.lease = null;
+  }
+
   pending(): string[] {
-    return this.rows.filter((r) => !r.published).map((r) => r.event.id);
+    return this.rows.filter((r) => !r.published && !r.quarantined).map((r) => r.event.id);
   }
 }
 
@@ -207,5 +263,97 @@ describe('OutboxRelay', () => {
     relay.start();
     await expect(relay.stop()).resolves.toBeUndefined();
     expect(store.pending()).toHaveLength(1);
+  });
+  it('quarantines an event that fails validation at once and lets later events flow', async () => {
+    const bus = createMemoryBus();
+    const delivered = await consume(bus);
+    const store = new FakeOutbox();
+    const poison = { ...userCreated(), data: { id: 'not-a-uuid' } } as unknown as AivaEvent;
+    const later = userCreated();
+    store.write(poison, later);
+    const quarantined: string[] = [];
+    const relay = makeRelay({ store, bus, observer: { quarantined: (e) => quarantined.push(e.id) } });
+
+    expect(await relay.flush()).toBe(1);
+    await bus.drain();
+    expect(delivered).toEqual([later.id]);
+    expect(quarantined).toEqual([poison.id]);
+    expect((await relay.quarantined()).map((q) => q.event.id)).toEqual([poison.id]);
+    // Replayed, it fails validation again: straight back to quarantine, nothing published.
+    expect(await relay.replayQuarantined()).toBe(1);
+    expect(await relay.flush()).toBe(0);
+    expect(await store.outboxStats()).toEqual({ pending: 0, quarantined: 1 });
+    expect(await relay.discardQuarantined([poison.id])).toBe(1);
+    expect(await store.outboxStats()).toEqual({ pending: 0, quarantined: 0 });
+  });
+
+  it('quarantines an event the bus keeps refusing after maxAttempts, and replays it later', async () => {
+    const inner = createMemoryBus();
+    const delivered = await consume(inner);
+    const refused = userCreated();
+    let refusing = true;
+    const bus: EventBus = {
+      ...inner,
+      async publish(event) {
+        if (refusing && event.id === refused.id) throw new Error('message too large');
+        await inner.publish(event);
+      },
+    };
+    const store = new FakeOutbox();
+    const later = userCreated();
+    store.write(refused, later);
+    const relay = makeRelay({ store, bus, maxAttempts: 3 });
+
+    await expect(relay.flush()).rejects.toThrow('message too large');
+    await expect(relay.flush()).rejects.toThrow('message too large');
+    expect(store.pending()).toEqual([refused.id, later.id]); // order held while attempts remain
+    expect(await relay.flush()).toBe(1); // third failure: quarantined, the next event goes
+    await inner.drain();
+    expect(delivered).toEqual([later.id]);
+    expect((await relay.quarantined())[0]).toMatchObject({ attempts: 3 });
+
+    refusing = false;
+    expect(await relay.replayQuarantined([refused.id])).toBe(1);
+    expect(await relay.flush()).toBe(1);
+    await inner.drain();
+    expect(delivered).toEqual([later.id, refused.id]);
+  });
+
+  it('counts no attempt while the bus is unavailable (BusUnavailableError)', async () => {
+    const inner = createMemoryBus();
+    let down = true;
+    const bus: EventBus = {
+      ...inner,
+      async publish(event) {
+        if (down) throw new BusUnavailableError('NATS is disconnected; reconnecting');
+        await inner.publish(event);
+      },
+    };
+    const store = new FakeOutbox();
+    const event = userCreated();
+    store.write(event);
+    const relay = makeRelay({ store, bus, maxAttempts: 1 });
+    for (let i = 0; i < 5; i++) await expect(relay.flush()).rejects.toThrow(BusUnavailableError);
+    expect(store.rows[0]).toMatchObject({ attempts: 0, quarantined: false });
+    down = false;
+    expect(await relay.flush()).toBe(1);
+  });
+
+  it('publishes only while holding the lease; another relay takes over once it is released', async () => {
+    const bus = flakyBus(createMemoryBus(), 0);
+    const store = new FakeOutbox();
+    const leaders: boolean[] = [];
+    const a = makeRelay({ store, bus, owner: 'a', observer: { leadership: (held) => leaders.push(held) } });
+    const b = makeRelay({ store, bus, owner: 'b' });
+    store.write(userCreated());
+    expect(await a.flush()).toBe(1);
+    store.write(userCreated());
+    expect(await b.flush()).toBe(0); // a holds the lease
+    expect(a.isLeader).toBe(true);
+    expect(b.isLeader).toBe(false);
+    await a.stop();
+    expect(leaders).toEqual([true, false]);
+    expect(await b.flush()).toBe(1);
+    expect(bus.attempts).toHaveLength(2);
   });
 });

@@ -221,6 +221,45 @@ describe('subgraph server over HTTP', () => {
       expect(await runReadinessChecks([])).toEqual({ ready: true, checks: {} });
     });
 
+    it('stays ready while a soft check fails, and reports it under degraded', async () => {
+      const report = await runReadinessChecks([
+        { name: 'store', check: async () => {} },
+        {
+          name: 'events',
+          soft: true,
+          check: async () => {
+            throw new Error('NATS is down');
+          },
+        },
+      ]);
+      expect(report).toEqual({
+        ready: true,
+        checks: { store: 'up', events: 'down' },
+        degraded: { events: 'down' },
+      });
+    });
+
+    it('bounds a soft check that hangs by the shorter soft timeout', async () => {
+      const startedAt = Date.now();
+      const report = await runReadinessChecks(
+        [{ name: 'cache', soft: true, check: () => new Promise<void>(() => {}) }],
+        { timeoutMs: 5_000, softTimeoutMs: 50 },
+      );
+      expect(Date.now() - startedAt).toBeLessThan(2_000);
+      expect(report).toEqual({ ready: true, checks: { cache: 'down' }, degraded: { cache: 'down' } });
+    });
+
+    it('reports the parts a passing check names as down under degraded', async () => {
+      const report = await runReadinessChecks([
+        { name: 'users', check: async () => ({ down: ['instance-2'] }) },
+      ]);
+      expect(report).toEqual({
+        ready: true,
+        checks: { users: 'up' },
+        degraded: { 'users/instance-2': 'down' },
+      });
+    });
+
     it('keeps a secret from a thrown error out of the report', async () => {
       const report = await runReadinessChecks([
         {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRemoteVerifier } from '../src/auth/verifier.js';
+import { createDependencyMonitor } from '../src/server/dependencies.js';
 import {
   createTestTokenIssuer,
   TEST_AUDIENCE,
@@ -73,5 +74,132 @@ describe('remote verifier (JWKS over HTTP)', () => {
       });
     }
     expect(fetches - before).toBe(1);
+  });
+
+  it('verifies the first token as soon as auth answers, even right after a failed fetch (auth was starting)', async () => {
+    // Nothing listens on the port at first: the prefetch at start fails.
+    const late = createServer((_request, response) => {
+      response.setHeader('content-type', 'application/json');
+      response.end(JSON.stringify({ keys: [current.publicJwk] }));
+    });
+    await new Promise<void>((resolve) => late.listen(0, '127.0.0.1', resolve));
+    const port = (late.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => late.close(() => resolve()));
+    const verifier = createRemoteVerifier({
+      jwksUrl: `http://127.0.0.1:${port}/.well-known/jwks.json`,
+      issuer: TEST_ISSUER,
+      audience: TEST_AUDIENCE,
+      forcedReloadIntervalMs: 60_000,
+    });
+    await expect(verifier.checkKeys()).rejects.toThrow();
+    // Auth is up now, well within the retry interval of that failure: the token waits for a fetch of its own.
+    await new Promise<void>((resolve) => late.listen(port, '127.0.0.1', resolve));
+    try {
+      expect((await verifier.verify(await current.token('first'))).userId).toBe('first');
+    } finally {
+      await new Promise<void>((resolve) => late.close(() => resolve()));
+    }
+  });
+
+  describe('auth cannot be reached', () => {
+    /** A verifier on a clock the test moves, whose JWKS endpoint the test can take away. */
+    async function staleSetup(options: { maxStaleSeconds?: number } = {}) {
+      let reachable = true;
+      let clock = 1_000_000;
+      const monitor = createDependencyMonitor();
+      const health = monitor.reporter('auth_keys');
+      const verifier = createRemoteVerifier({
+        jwksUrl,
+        issuer: TEST_ISSUER,
+        audience: TEST_AUDIENCE,
+        refreshSeconds: 10,
+        maxStaleSeconds: options.maxStaleSeconds ?? 3_600,
+        forcedReloadIntervalMs: 0,
+        health,
+        now: () => clock,
+      });
+      // A closed port answers a fetch with "connection refused" at once.
+      const realFetch = globalThis.fetch;
+      globalThis.fetch = ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+        reachable ? realFetch(input, init) : Promise.reject(new TypeError('fetch failed'))) as typeof fetch;
+      return {
+        verifier,
+        monitor,
+        setReachable: (value: boolean) => {
+          reachable = value;
+        },
+        advance: (ms: number) => {
+          clock += ms;
+        },
+        restore: () => {
+          globalThis.fetch = realFetch;
+        },
+      };
+    }
+
+    it('keeps verifying with the last good keys past their refresh, and counts it', async () => {
+      served = [current.publicJwk];
+      const setup = await staleSetup();
+      try {
+        await setup.verifier.verify(await current.token('before'));
+        setup.setReachable(false);
+        setup.advance(60_000);
+        for (let i = 0; i < 3; i++) {
+          expect((await setup.verifier.verify(await current.token(`stale-${i}`))).userId).toBe(`stale-${i}`);
+        }
+        expect(setup.monitor.states()).toEqual({ auth_keys: 'down' });
+        expect(setup.monitor.degradedCount('auth_keys', 'token_verification')).toBeGreaterThan(0);
+        await expect(setup.verifier.checkKeys()).rejects.toThrow(/last good keys/);
+        // Back: fresh keys, the dependency is up again.
+        setup.setReachable(true);
+        setup.advance(60_000);
+        await setup.verifier.verify(await current.token('after'));
+        await setup.verifier.checkKeys();
+        expect(setup.monitor.states()).toEqual({ auth_keys: 'up' });
+      } finally {
+        setup.restore();
+      }
+    });
+
+    it('answers 503 AUTH_KEYS_UNAVAILABLE, never 401, with no keys at all or keys older than the maximum', async () => {
+      served = [current.publicJwk];
+      const never = await staleSetup();
+      try {
+        never.setReachable(false);
+        await expect(never.verifier.verify(await current.token('x'))).rejects.toMatchObject({
+          code: 'INTERNAL_SERVER_ERROR',
+          extensions: { reason: 'AUTH_KEYS_UNAVAILABLE', http: { status: 503 } },
+        });
+      } finally {
+        never.restore();
+      }
+      const old = await staleSetup({ maxStaleSeconds: 120 });
+      try {
+        await old.verifier.verify(await current.token('fresh'));
+        old.setReachable(false);
+        old.advance(121_000);
+        await expect(old.verifier.verify(await current.token('too-old'))).rejects.toMatchObject({
+          extensions: { reason: 'AUTH_KEYS_UNAVAILABLE' },
+        });
+      } finally {
+        old.restore();
+      }
+    });
+
+    it('still refuses a bad token with UNAUTHENTICATED while serving stale keys', async () => {
+      served = [current.publicJwk];
+      const setup = await staleSetup();
+      try {
+        await setup.verifier.verify(await current.token('warm'));
+        setup.setReachable(false);
+        setup.advance(60_000);
+        const token = await current.token('tampered');
+        await expect(setup.verifier.verify(`${token.slice(0, -4)}AAAA`)).rejects.toMatchObject({
+          code: 'UNAUTHENTICATED',
+        });
+      } finally {
+        setup.restore();
+      }
+    });
   });
 });

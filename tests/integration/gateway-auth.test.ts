@@ -191,13 +191,18 @@ describe('the default verifier (auth JWKS)', () => {
     expect(result.body.data?.echo.authorization).toBeNull();
   });
 
-  it('refuses a token it cannot check with UNAUTHENTICATED', async () => {
+  // No keys were ever fetched: the token may well be good, so the answer is "try again" (503), never a 401 that
+  // would make the client throw its session away.
+  it('answers a token it cannot check with HTTP 503 AUTH_KEYS_UNAVAILABLE, not 401', async () => {
     const before = echo.calls();
     const result = await graphql(defaultGateway.url, '{ echo { authorization } }', undefined, {
       authorization: `Bearer ${await issuer.token('01890000-0000-7000-8000-000000000042')}`,
     });
-    expect(result.status).toBe(401);
-    expect(result.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    expect(result.status).toBe(503);
+    expect(result.body.errors?.[0]?.extensions).toMatchObject({
+      code: 'INTERNAL_SERVER_ERROR',
+      reason: 'AUTH_KEYS_UNAVAILABLE',
+    });
     expect(echo.calls()).toBe(before);
   });
 });

@@ -1,6 +1,7 @@
 import type { Cache } from '../cache/cache.js';
 import { unauthenticated } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { DependencyReporter } from '../server/dependencies.js';
 import type { AccessTokenVerifier } from './verifier.js';
 
 /** Where a revoked session is marked, inside the cache's own prefix (`aiva:` by default). */
@@ -32,13 +33,18 @@ export function sessionRevocations(cache: Cache): SessionRevocations {
 /**
  * A verifier that also refuses access tokens of revoked sessions (UNAUTHENTICATED, like any invalid token).
  * Service tokens have no session. When the cache cannot be read the token is accepted — it is still signed and
- * short-lived — and the failure is logged: an unreachable cache must not sign everyone out.
+ * short-lived — so an unreachable cache does not sign everyone out: the lookup is bounded by the cache's own
+ * deadline (REDIS_COMMAND_TIMEOUT_MS on Redis, and immediate while Redis is disconnected). Such requests are
+ * counted on `health` (`session_revocations`); a warning is logged when lookups start failing and a line when
+ * they work again, not one per request.
  */
 export function revocationAwareVerifier(
   verifier: AccessTokenVerifier,
   revocations: SessionRevocations,
   logger?: Logger,
+  health?: DependencyReporter,
 ): AccessTokenVerifier {
+  let failing = false;
   return {
     async verify(token) {
       const viewer = await verifier.verify(token);
@@ -46,8 +52,19 @@ export function revocationAwareVerifier(
       let revoked = false;
       try {
         revoked = await revocations.isRevoked(viewer.sessionId);
+        if (failing) {
+          failing = false;
+          logger?.info('session revocations are checked again');
+        }
       } catch (error) {
-        logger?.warn({ err: (error as Error).message }, 'cannot check session revocations: token accepted');
+        health?.degraded('session_revocations');
+        if (!failing) {
+          failing = true;
+          logger?.warn(
+            { err: (error as Error).message },
+            'cannot check session revocations: tokens are accepted until the cache answers',
+          );
+        }
       }
       if (revoked) throw unauthenticated('Invalid or expired access token');
       return viewer;

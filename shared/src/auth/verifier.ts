@@ -1,16 +1,19 @@
 import {
   createLocalJWKSet,
-  createRemoteJWKSet,
   type JSONWebKeySet,
   type JWTVerifyGetKey,
   errors as joseErrors,
   jwtVerify,
 } from 'jose';
-import { unauthenticated } from '../errors.js';
+import { AivaError, unauthenticated } from '../errors.js';
+import type { DependencyReporter } from '../server/dependencies.js';
 import { ACCESS_TOKEN_ALGORITHMS, ACCESS_TOKEN_TYPE, SERVICE_SUBJECT_PREFIX, type Viewer } from './viewer.js';
 
 export interface AccessTokenVerifier {
-  /** The viewer of a valid access token; UNAUTHENTICATED (never details) for anything else. */
+  /**
+   * The viewer of a valid access token; UNAUTHENTICATED (never details) for anything else, except a token that
+   * cannot be checked because no keys are usable: INTERNAL_SERVER_ERROR with `reason: AUTH_KEYS_UNAVAILABLE`.
+   */
   verify(token: string): Promise<Viewer>;
 }
 
@@ -69,6 +72,7 @@ export function createVerifier(
         kind: sub.startsWith(SERVICE_SUBJECT_PREFIX) ? 'service' : 'user',
       };
     } catch (error) {
+      if (error instanceof KeysUnavailableError) throw error;
       throw new InvalidTokenError(reasonOf(error));
     }
   };
@@ -77,48 +81,202 @@ export function createVerifier(
     async verify(token) {
       try {
         return await inspect(token);
-      } catch {
+      } catch (error) {
+        // A token that cannot be checked is not a bad token: 503, so the client keeps its session.
+        if (error instanceof KeysUnavailableError) throw authKeysUnavailable();
         throw unauthenticated('Invalid or expired access token');
       }
     },
   };
 }
 
+/** Defaults of the remote verifier (JWKS_TIMEOUT_MS, JWKS_REFRESH_SECONDS, JWKS_MAX_STALE_SECONDS). */
+export const DEFAULT_JWKS_TIMEOUT_MS = 5_000;
+export const DEFAULT_JWKS_REFRESH_SECONDS = 10 * 60;
+export const DEFAULT_JWKS_MAX_STALE_SECONDS = 24 * 60 * 60;
+
+export interface RemoteVerifierOptions extends VerifierOptions {
+  jwksUrl: string;
+  /** At most one reload per interval for tokens naming an unknown `kid`, and between failed fetches (1000). */
+  forcedReloadIntervalMs?: number;
+  /** Deadline of one JWKS fetch, in ms (default 5000). */
+  timeoutMs?: number;
+  /** Keys fetched longer ago than this are fetched again, in the background while they keep verifying (600). */
+  refreshSeconds?: number;
+  /**
+   * The longest the last good keys keep verifying while auth cannot be reached (default 24 h). Past it, and when
+   * no keys were ever fetched, tokens cannot be verified: HTTP 503 (`AUTH_KEYS_UNAVAILABLE`), never 401.
+   */
+  maxStaleSeconds?: number;
+  /**
+   * Where the key set's state goes (dependency `auth_keys`): down while auth cannot be reached, up once a fetch
+   * succeeds; each verification done with keys that could not be refreshed counts as degraded.
+   */
+  health?: DependencyReporter;
+  /** The clock (tests). */
+  now?: () => number;
+}
+
+/** No keys can be used to verify a token: none were ever fetched, or the last ones are too old. */
+export class KeysUnavailableError extends Error {
+  constructor(options?: { cause?: unknown }) {
+    super('the JWKS cannot be fetched and no usable keys are known', options);
+    this.name = 'KeysUnavailableError';
+  }
+}
+
 /**
- * A verifier that fetches the JWKS from auth (`/.well-known/jwks.json`), caches it, and refetches when a token
- * names an unknown `kid` (at most every 30 s), so rotated keys are picked up without a restart.
+ * The answer to a token that cannot be checked because no keys can be used: HTTP 503 with
+ * `extensions.code: INTERNAL_SERVER_ERROR` and `reason: AUTH_KEYS_UNAVAILABLE` (and `Retry-After`), so clients
+ * retry instead of throwing their session away, as a 401 would make them.
  */
-export function createRemoteVerifier(
-  options: VerifierOptions & { jwksUrl: string; forcedReloadIntervalMs?: number },
-) {
-  const jwks = createRemoteJWKSet(new URL(options.jwksUrl), {
-    cooldownDuration: 30_000,
-    cacheMaxAge: 10 * 60_000,
-    timeoutDuration: 5_000,
-  });
-  // jose refetches on an unknown `kid` only outside its 30 s cooldown. A key that auth starts using right after a
-  // fetch would then be refused for up to 30 s; so an unknown `kid` during the cooldown forces one reload, at most
-  // once per `forcedReloadIntervalMs`, and the key is looked up again.
-  const interval = options.forcedReloadIntervalMs ?? 1_000;
-  let lastForcedReload = 0;
-  const getKey: JWTVerifyGetKey = async (header, token) => {
-    try {
-      return await jwks(header, token);
-    } catch (error) {
-      const now = Date.now();
-      if (
-        !(error instanceof joseErrors.JWKSNoMatchingKey) ||
-        !jwks.coolingDown ||
-        now - lastForcedReload < interval
-      ) {
+export function authKeysUnavailable(): AivaError {
+  return new AivaError(
+    'INTERNAL_SERVER_ERROR',
+    'Access tokens cannot be verified right now: try again shortly',
+    {
+      reason: 'AUTH_KEYS_UNAVAILABLE',
+      http: { status: 503, headers: new Map([['retry-after', '5']]) },
+    },
+  );
+}
+
+/** The error a verifier throws for a token it cannot check (keys unavailable) rather than a bad one. */
+export function isKeysUnavailable(error: unknown): boolean {
+  return (
+    error instanceof KeysUnavailableError ||
+    (error instanceof AivaError && error.extensions.reason === 'AUTH_KEYS_UNAVAILABLE')
+  );
+}
+
+/**
+ * The JWKS of auth (`/.well-known/jwks.json`), kept in memory and served stale when auth cannot be reached:
+ * - fetched on the first token (or `prefetch()`), each fetch bounded by `timeoutMs`, one at a time;
+ * - older than `refreshSeconds`: fetched again in the background while the keys in hand keep verifying;
+ * - auth unreachable: the last good keys keep verifying for up to `maxStaleSeconds` (stale-if-error), the
+ *   dependency is reported down once, and a fetch is tried again at most once per `forcedReloadIntervalMs`
+ *   (without any usable keys, each token waits for a fetch: the one in flight, or a new one);
+ * - a token naming an unknown `kid` forces a reload (at most once per `forcedReloadIntervalMs`), so rotated
+ *   keys are picked up without a restart.
+ */
+export function createRemoteKeySet(options: RemoteVerifierOptions): {
+  getKey: JWTVerifyGetKey;
+  /** Fetches the keys now (once at start, so they are in hand before auth might go away). */
+  prefetch(): Promise<void>;
+  /** Resolves when usable keys are in hand and the last fetch succeeded; throws otherwise (`/ready` detail). */
+  check(): Promise<void>;
+} {
+  const now = options.now ?? Date.now;
+  const url = new URL(options.jwksUrl);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_JWKS_TIMEOUT_MS;
+  const refreshMs = (options.refreshSeconds ?? DEFAULT_JWKS_REFRESH_SECONDS) * 1000;
+  const maxStaleMs = (options.maxStaleSeconds ?? DEFAULT_JWKS_MAX_STALE_SECONDS) * 1000;
+  const retryMs = options.forcedReloadIntervalMs ?? 1_000;
+  const health = options.health;
+  let keys: { getKey: JWTVerifyGetKey; fetchedAt: number } | undefined;
+  let fetching: Promise<void> | undefined;
+  /** When the last fetch started, and whether it failed. */
+  let lastAttempt = Number.NEGATIVE_INFINITY;
+  let lastFailed = false;
+  let lastForcedReload = Number.NEGATIVE_INFINITY;
+
+  function fetchKeys(): Promise<void> {
+    fetching ??= (async () => {
+      lastAttempt = now();
+      try {
+        const response = await fetch(url, {
+          headers: { accept: 'application/json' },
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        if (!response.ok) throw new Error(`JWKS: HTTP ${response.status}`);
+        const jwks = (await response.json()) as JSONWebKeySet;
+        // Throws on anything that is not a key set: the keys in hand stay.
+        const getKey = createLocalJWKSet(jwks);
+        keys = { getKey, fetchedAt: now() };
+        lastFailed = false;
+        health?.up();
+      } catch (error) {
+        lastFailed = true;
+        health?.down(error);
         throw error;
       }
-      lastForcedReload = now;
-      await jwks.reload();
-      return jwks(header, token);
+    })().finally(() => {
+      fetching = undefined;
+    });
+    return fetching;
+  }
+
+  /** Fetches unless a fetch failed within the retry interval; resolves either way (the outcome is in state). */
+  async function tryFetch(): Promise<void> {
+    if (fetching) return fetching.catch(() => undefined);
+    if (lastFailed && now() - lastAttempt < retryMs) return;
+    await fetchKeys().catch(() => undefined);
+  }
+
+  const usable = () => keys !== undefined && now() - keys.fetchedAt <= maxStaleMs;
+
+  const getKey: JWTVerifyGetKey = async (header, token) => {
+    if (!usable()) {
+      // No keys in hand: a token waits for a fetch of its own (or the one in flight) rather than being refused
+      // because a probe's fetch failed a moment ago, while auth was still starting. One fetch at a time.
+      await (fetching ?? fetchKeys()).catch(() => undefined);
+      if (!usable()) throw new KeysUnavailableError();
+    } else if (
+      now() - (keys?.fetchedAt ?? 0) > refreshMs &&
+      !fetching &&
+      !(lastFailed && now() - lastAttempt < retryMs)
+    ) {
+      // Stale-while-revalidate: this token is checked with the keys in hand.
+      fetchKeys().catch(() => undefined);
+    }
+    const inHand = keys;
+    if (!inHand) throw new KeysUnavailableError();
+    if (lastFailed) health?.degraded('token_verification');
+    try {
+      return await inHand.getKey(header, token);
+    } catch (error) {
+      if (!(error instanceof joseErrors.JWKSNoMatchingKey)) throw error;
+      // An unknown `kid`: auth may have started signing with a new key since the last fetch.
+      const at = now();
+      if (at - lastForcedReload < retryMs) {
+        // A key that cannot be looked up while auth is unreachable may well be a new one: not the token's fault.
+        if (lastFailed) throw new KeysUnavailableError({ cause: error });
+        throw error;
+      }
+      lastForcedReload = at;
+      await tryFetch();
+      if (lastFailed) throw new KeysUnavailableError({ cause: error });
+      const reloaded = keys;
+      if (!reloaded) throw new KeysUnavailableError({ cause: error });
+      return reloaded.getKey(header, token);
     }
   };
-  return createVerifier(getKey, options);
+
+  return {
+    getKey,
+    async prefetch() {
+      await tryFetch();
+    },
+    async check() {
+      if (lastFailed || !usable()) await tryFetch();
+      if (!usable()) throw new KeysUnavailableError();
+      if (lastFailed) throw new Error('the JWKS cannot be fetched: verifying with the last good keys');
+    },
+  };
+}
+
+/**
+ * A verifier over auth's JWKS (`createRemoteKeySet`): tokens keep being verified with the last good keys while
+ * auth cannot be reached (up to `maxStaleSeconds`); a token that cannot be checked because no usable keys are
+ * known is refused with HTTP 503 (`authKeysUnavailable`), never 401.
+ */
+export function createRemoteVerifier(options: RemoteVerifierOptions & { prefetch?: boolean }) {
+  const keySet = createRemoteKeySet(options);
+  if (options.prefetch) void keySet.prefetch();
+  return Object.assign(createVerifier(keySet.getKey, options), {
+    /** For `/ready` (dependency `auth_keys`): throws while the JWKS cannot be fetched. */
+    checkKeys: keySet.check,
+  });
 }
 
 /** A verifier over a key set held in memory (auth itself, tests). `keys` is read on every verification. */

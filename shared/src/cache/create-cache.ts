@@ -1,4 +1,5 @@
 import type { Logger } from '../log.js';
+import type { DependencyReporter } from '../server/dependencies.js';
 import type { Cache } from './cache.js';
 import { createMemoryCache } from './memory.js';
 import { createRedisCache } from './redis.js';
@@ -14,15 +15,34 @@ export interface CreateCacheOptions {
   /** Entry limit of the SQLite cache (per prefix; default 100,000) or in-memory cache (default 10,000). */
   maxEntries?: number;
   logger?: Logger;
+  /** Redis deadlines (REDIS_COMMAND_TIMEOUT_MS, REDIS_CONNECT_TIMEOUT_MS; see `redisTimeoutsOf`). */
+  redis?: { commandTimeoutMs?: number; connectTimeoutMs?: number };
+  /**
+   * Where the Redis connection's state changes go (a service's dependency monitor); default: logged once per
+   * change. Its name is the dependency's (default `cache`).
+   */
+  health?: DependencyReporter;
 }
 
 /**
  * The cache for a service: Redis when `redisUrl` is given, else a SQLite file shared by the processes of this
  * machine when `file` is given, else a per-process in-memory LRU.
+ *
+ * The cache is a soft dependency: a Redis cache is returned once connected, or after a second at most, and goes
+ * on connecting in the background (a service starts while Redis is down and uses it once it answers); until
+ * then, and whenever Redis does not answer within its command deadline, its calls fail at once, and its users
+ * fail open (see the gateway's rate limits, persisted queries and session revocations).
  */
 export async function createCache(options: CreateCacheOptions = {}): Promise<Cache> {
   if (options.redisUrl) {
-    return createRedisCache({ url: options.redisUrl, keyPrefix: options.keyPrefix, logger: options.logger });
+    return createRedisCache({
+      url: options.redisUrl,
+      keyPrefix: options.keyPrefix,
+      ...(options.logger ? { logger: options.logger } : {}),
+      ...(options.health ? { health: options.health, name: options.health.dependency } : {}),
+      ...options.redis,
+      connect: 'background',
+    });
   }
   if (options.file) {
     options.logger?.info(

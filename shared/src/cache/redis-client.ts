@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createClient } from 'redis';
 import type { Logger } from '../log.js';
+import { closeWithin } from './redis-connection.js';
 
 /** A node-redis v5 client. */
 export type RedisClient = ReturnType<typeof createClient>;
@@ -49,9 +50,10 @@ async function connectWithTimeout(client: RedisClient, timeoutMs: number): Promi
 }
 
 /**
- * A connected node-redis client as every AIVA adapter uses it: commands fail fast while disconnected instead of
- * queueing, reconnects back off up to 2 s, connection errors are logged once per outage (and never crash the
- * process), and the first connection gives up after `connectTimeoutMs`.
+ * A connected node-redis client: commands fail fast while disconnected instead of queueing, reconnects back off
+ * up to 2 s, connection errors are logged once per outage (and never crash the process), and the first
+ * connection gives up after `connectTimeoutMs`. (The orchestrator's registry store uses it; the services'
+ * adapters use `createRedisConnection`, which adds command deadlines and connects in the background.)
  */
 export async function connectRedis(options: ConnectRedisOptions): Promise<RedisClient> {
   const connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
@@ -68,11 +70,12 @@ export async function connectRedis(options: ConnectRedisOptions): Promise<RedisC
   return client;
 }
 
-/** Closes the client: lets queued commands finish when connected; while reconnecting there is nothing to wait for. */
-export async function closeRedis(client: RedisClient): Promise<void> {
-  if (!client.isOpen) return;
-  if (client.isReady) await client.close();
-  else client.destroy();
+/**
+ * Closes the client: lets queued commands finish when connected (for at most `timeoutMs`: a Redis that hangs
+ * must not hold a shutdown); while reconnecting there is nothing to wait for.
+ */
+export async function closeRedis(client: RedisClient, timeoutMs = 2_000): Promise<void> {
+  await closeWithin(client, timeoutMs);
 }
 
 /** Runs a Lua script with these keys and arguments; resolves to its reply. */

@@ -19,6 +19,9 @@ export interface DeadLetter {
   failedAt: string;
 }
 
+/** Whether a bus can take events now: `down` while it cannot be reached (NATS disconnected or not yet connected). */
+export type BusState = 'up' | 'down';
+
 export interface Subscription {
   /** Stops delivery to this handler; the durable consumer and its position survive. */
   stop(): Promise<void>;
@@ -45,6 +48,11 @@ export interface EventBus {
   /** Throws when the bus cannot be reached (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Buses that can lose their server (NATS) report their state: `listener` is called at once with the current
+   * state, then once per change. Returns a function that stops the reports. Buses without it are always up.
+   */
+  watchState?(listener: (state: BusState) => void): () => void;
 }
 
 export const DEFAULT_SUBSCRIBE_OPTIONS: Required<SubscribeOptions> = {

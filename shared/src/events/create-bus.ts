@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
 import type { EventBus, Subscription } from './bus.js';
 import { createMemoryBus, type MemoryBus } from './memory.js';
-import { createNatsBus } from './nats.js';
+import { createNatsBus, type NatsBusOptions } from './nats.js';
 import { createSqliteBus } from './sqlite.js';
 
 export interface CreateEventBusOptions {
@@ -15,6 +15,8 @@ export interface CreateEventBusOptions {
   /** The calling service, e.g. `users`. */
   source: string;
   logger?: Logger;
+  /** NATS deadlines and stream settings (`eventOptionsOf`), for a NATS bus. */
+  nats?: Pick<NatsBusOptions, 'publishTimeoutMs' | 'connectTimeoutMs' | 'duplicateWindowMs'>;
 }
 
 let shared: MemoryBus | null = null;
@@ -75,7 +77,12 @@ function scopedView(bus: EventBus): EventBus {
  */
 export async function createEventBus(options: CreateEventBusOptions): Promise<EventBus> {
   if (options.natsUrl) {
-    return createNatsBus({ url: options.natsUrl, source: options.source, logger: options.logger });
+    return createNatsBus({
+      ...options.nats,
+      url: options.natsUrl,
+      source: options.source,
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
   }
   if (options.file) {
     options.logger?.info(

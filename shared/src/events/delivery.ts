@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Logger } from '../log.js';
 import { DEFAULT_SUBSCRIBE_OPTIONS, type DeadLetter, type SubscribeOptions } from './bus.js';
+import { EventValidationError } from './bus-errors.js';
 import { eventCatalog, isEventType } from './catalog.js';
 import type { AivaEvent } from './event.js';
 
@@ -24,7 +25,7 @@ function describeIssues(error: z.ZodError): string {
 
 /**
  * Checks an envelope and its `data` against the event catalog and returns the normalised event.
- * Throws a plain Error naming the event type and the zod issues (events are internal, not user input).
+ * Throws an EventValidationError naming the event type and the zod issues (events are internal, not user input).
  */
 export function validateEvent(value: unknown): AivaEvent {
   const envelope = envelopeSchema.safeParse(value);
@@ -33,12 +34,16 @@ export function validateEvent(value: unknown): AivaEvent {
       ? (value as { type: string }).type
       : '(no type)';
   if (!envelope.success) {
-    throw new Error(`Invalid event envelope for ${typeName}: ${describeIssues(envelope.error)}`);
+    throw new EventValidationError(
+      `Invalid event envelope for ${typeName}: ${describeIssues(envelope.error)}`,
+    );
   }
   const { type } = envelope.data;
-  if (!isEventType(type)) throw new Error(`Unknown event type ${type}: not in the event catalog`);
+  if (!isEventType(type))
+    throw new EventValidationError(`Unknown event type ${type}: not in the event catalog`);
   const data = eventCatalog[type].safeParse(envelope.data.data);
-  if (!data.success) throw new Error(`Invalid event ${type}: data.${describeIssues(data.error)}`);
+  if (!data.success)
+    throw new EventValidationError(`Invalid event ${type}: data.${describeIssues(data.error)}`);
   return { ...envelope.data, type, data: data.data } as AivaEvent;
 }
 

@@ -16,7 +16,9 @@ import {
   type StreamConfig,
 } from 'nats';
 import type { Logger } from '../log.js';
-import type { DeadLetter, EventBus, EventHandler, SubscribeOptions, Subscription } from './bus.js';
+import { sleepUnlessAborted } from '../sleep.js';
+import type { BusState, DeadLetter, EventBus, EventHandler, SubscribeOptions, Subscription } from './bus.js';
+import { BusUnavailableError } from './bus-errors.js';
 import type { EventType } from './catalog.js';
 import {
   assertSubscribable,
@@ -40,9 +42,26 @@ export interface NatsBusOptions {
    * waits up to this long for the last pulls to end, so no message is stranded in a closed connection.
    */
   pullExpiresMs?: number;
+  /** Deadline of a publish: how long to wait for JetStream's acknowledgement, in ms (default 5000). */
+  publishTimeoutMs?: number;
+  /** Deadline of one connection attempt and of JetStream API calls (stream and consumer setup, ping), in ms (default 5000). */
+  connectTimeoutMs?: number;
+  /** Longest wait between connection attempts while no connection was ever made, in ms (default 5000). */
+  maxReconnectDelayMs?: number;
+  /**
+   * JetStream's deduplication window of a stream this bus creates, in ms (default 2 minutes; an existing stream
+   * keeps its own). Tests shorten it to republish an id as a new message.
+   */
+  duplicateWindowMs?: number;
 }
 
-/** The NATS bus has one extra operation for operations and tests. */
+/**
+ * The connection's state: `connecting` until the first connection (with the streams in place), `up` while
+ * connected, `down` while reconnecting, `closed` after close().
+ */
+export type NatsConnectionState = 'connecting' | 'up' | 'down' | 'closed';
+
+/** The NATS bus has a few extra operations for operations and tests. */
 export interface NatsBus extends EventBus {
   readonly kind: 'nats';
   /**
@@ -50,6 +69,10 @@ export interface NatsBus extends EventBus {
    * is lost: the next subscribe starts with new events only. Meant for retiring a consumer and for tests.
    */
   removeConsumer(consumer: string): Promise<void>;
+  readonly state: NatsConnectionState;
+  /** Resolves once the bus is up; rejects after `timeoutMs` when given (and when the bus is closed). */
+  whenUp(timeoutMs?: number): Promise<void>;
+  watchState(listener: (state: BusState) => void): () => void;
 }
 
 export const DEFAULT_STREAM = 'AIVA';
@@ -67,7 +90,23 @@ const DUPLICATE_WINDOW_MS = 2 * 60 * 1000;
 const ACK_WAIT_MS = 30_000;
 const WORKING_INTERVAL_MS = ACK_WAIT_MS / 3;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const DEFAULT_PUBLISH_TIMEOUT_MS = 5_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+const DEFAULT_MAX_RECONNECT_DELAY_MS = 5_000;
+/** Stream repairs (after a reconnect or a publish that found no stream) run at most this often. */
+const REPAIR_INTERVAL_MS = 2_000;
+/** NATS error codes that say "the server cannot be used right now", not "this message is wrong". */
+const UNAVAILABLE_CODES = new Set([
+  'TIMEOUT',
+  '503',
+  '408',
+  'CONNECTION_CLOSED',
+  'CONNECTION_DRAINING',
+  'CONNECTION_REFUSED',
+  'CONNECTION_TIMEOUT',
+  'DISCONNECT',
+]);
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -117,13 +156,266 @@ async function ensureStream(
   }
 }
 
+/** Whether a NATS error means the server cannot be used now (rather than that the message was refused). */
+export function isNatsUnavailable(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  if (typeof e?.code === 'string' && UNAVAILABLE_CODES.has(e.code)) return true;
+  return /\b(timeout|no responders|disconnect(ed)?|connection (closed|draining|refused))\b/i.test(
+    String(e?.message ?? ''),
+  );
+}
+
+interface LinkOptions {
+  servers: string[];
+  name: string;
+  stream: string;
+  logger: Logger | undefined;
+  publishTimeoutMs: number;
+  connectTimeoutMs: number;
+  maxReconnectDelayMs: number;
+  duplicateWindowMs: number;
+}
+
+/** What the subscriptions share: the connection link and settings. */
 interface Dependencies {
-  nc: NatsConnection;
-  js: JetStreamClient;
-  jsm: JetStreamManager;
+  link: NatsLink;
   stream: string;
   logger: Logger | undefined;
   pullExpiresMs: number;
+}
+
+/**
+ * The connection to NATS, made and kept in the background. It never blocks callers: `createNatsBus` makes one
+ * attempt, and when the server cannot be reached the link keeps trying (backoff up to `maxReconnectDelayMs`)
+ * while the bus serves: publishes fail fast with `BusUnavailableError`, subscriptions wait. Once connected,
+ * nats.js reconnects forever by itself; the streams are put back in place after each reconnect (a server that
+ * lost its state gets them again). Each state change is logged once and reported to the listeners.
+ */
+class NatsLink {
+  state: NatsConnectionState = 'connecting';
+  nc: NatsConnection | null = null;
+  js: JetStreamClient | null = null;
+  jsm: JetStreamManager | null = null;
+  private readonly listeners = new Set<(state: NatsConnectionState) => void>();
+  private readonly closing = new AbortController();
+  private connector: Promise<void> | null = null;
+  private repairing: Promise<void> | null = null;
+  private lastRepair = 0;
+  private everUp = false;
+  private lastFailure = '';
+
+  constructor(private readonly options: LinkOptions) {}
+
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** One attempt now; when it fails the background loop keeps trying. Never throws. */
+  async start(): Promise<void> {
+    if (!(await this.attempt())) this.reconnectInBackground();
+  }
+
+  /** The JetStream handles while up; otherwise a BusUnavailableError (callers fail fast). */
+  require(): { js: JetStreamClient; jsm: JetStreamManager } {
+    if (this.state === 'closed') throw new Error('The event bus is closed');
+    if (this.state !== 'up' || !this.js || !this.jsm) {
+      throw new BusUnavailableError(
+        this.state === 'connecting' ? 'NATS is not connected yet' : 'NATS is disconnected; reconnecting',
+      );
+    }
+    return { js: this.js, jsm: this.jsm };
+  }
+
+  onChange(listener: (state: NatsConnectionState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Resolves at the next `up` (at once when up), or when `signal` aborts or the link closes. */
+  waitUp(signal?: AbortSignal): Promise<void> {
+    if (this.state === 'up' || this.state === 'closed' || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        off();
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const off = this.onChange((state) => {
+        if (state === 'up' || state === 'closed') done();
+      });
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Puts the streams back in place soon (a publish found none: the server may have lost its state). */
+  repairSoon(): void {
+    if (this.state !== 'up' || Date.now() - this.lastRepair < REPAIR_INTERVAL_MS) return;
+    void this.repair();
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    const wasUp = this.state === 'up';
+    this.setState('closed');
+    this.closing.abort();
+    const nc = this.nc;
+    this.nc = null;
+    this.js = null;
+    this.jsm = null;
+    if (!nc || nc.isClosed()) return;
+    // Draining needs the server: while disconnected (or when it does not answer in time) just close.
+    const drained = wasUp && !nc.isDraining() ? nc.drain() : Promise.reject(new Error('not connected'));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('drain timed out')), this.options.connectTimeoutMs);
+    });
+    try {
+      await Promise.race([drained, deadline]);
+    } catch {
+      await nc.close().catch(() => undefined);
+    } finally {
+      clearTimeout(timer);
+      drained.catch(() => undefined);
+    }
+  }
+
+  private get log() {
+    return this.options.logger;
+  }
+
+  private setState(state: NatsConnectionState): void {
+    if (this.state === state || this.state === 'closed') return;
+    const before = this.state;
+    this.state = state;
+    if (state === 'up') {
+      this.lastFailure = '';
+      if (!this.everUp) this.log?.info({ state }, 'NATS connected: events flow');
+      else this.log?.info({ state, before }, 'NATS connection restored: events flow again');
+      this.everUp = true;
+    } else if (state === 'down') {
+      this.log?.warn({ state }, 'NATS connection lost: reconnecting; events wait in the outbox');
+    }
+    for (const listener of [...this.listeners]) listener(state);
+  }
+
+  private reconnectInBackground(): void {
+    this.connector ??= (async () => {
+      let delay = 250;
+      while (!this.closed && this.state !== 'up') {
+        await sleepUnlessAborted(delay / 2 + Math.random() * (delay / 2), this.closing.signal);
+        if (this.closed) break;
+        if (await this.attempt()) break;
+        delay = Math.min(delay * 2, this.options.maxReconnectDelayMs);
+      }
+    })().finally(() => {
+      this.connector = null;
+    });
+  }
+
+  /** Connects when there is no connection, then puts the streams in place. True when up. */
+  private async attempt(): Promise<boolean> {
+    try {
+      let nc = this.nc;
+      if (!nc) {
+        nc = await connect({
+          servers: this.options.servers,
+          name: this.options.name,
+          timeout: this.options.connectTimeoutMs,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 1_000,
+          reconnectJitter: 500,
+          pingInterval: 20_000,
+          maxPingOut: 3,
+        });
+        if (this.closed) {
+          await nc.close().catch(() => undefined);
+          return false;
+        }
+        this.adopt(nc);
+      }
+      await this.ensureStreams();
+      this.setState('up');
+      return true;
+    } catch (error) {
+      const message = errorMessage(error);
+      if (message !== this.lastFailure) {
+        this.lastFailure = message;
+        this.log?.warn(
+          { err: message },
+          this.everUp
+            ? 'NATS not usable yet; retrying in the background'
+            : 'NATS is not reachable: the service runs and connects in the background; events wait in the outbox',
+        );
+      }
+      return false;
+    }
+  }
+
+  private adopt(nc: NatsConnection): void {
+    this.nc = nc;
+    this.js = nc.jetstream({ timeout: this.options.publishTimeoutMs });
+    this.jsm = null;
+    void this.watch(nc).catch(() => undefined);
+    void nc.closed().then(() => {
+      // Closed without close(): start over (a new connection, in the background).
+      if (this.closed || this.nc !== nc) return;
+      this.nc = null;
+      this.js = null;
+      this.jsm = null;
+      this.setState('down');
+      this.reconnectInBackground();
+    });
+  }
+
+  private async watch(nc: NatsConnection): Promise<void> {
+    for await (const status of nc.status()) {
+      if (this.nc !== nc) return;
+      if (status.type === 'disconnect') this.setState('down');
+      else if (status.type === 'reconnect') {
+        this.setState('up');
+        void this.repair();
+      } else if (status.type === 'error') {
+        // Only the status type and text: never server addresses with credentials.
+        this.log?.warn({ status: status.type, err: String(status.data) }, 'nats connection error');
+      }
+    }
+  }
+
+  private repair(): Promise<void> {
+    this.repairing ??= this.ensureStreams()
+      .catch((error: unknown) => {
+        this.log?.warn({ err: errorMessage(error) }, 'could not put the JetStream streams back in place');
+      })
+      .finally(() => {
+        this.repairing = null;
+      });
+    return this.repairing;
+  }
+
+  private async ensureStreams(): Promise<void> {
+    const nc = this.nc;
+    if (!nc) throw new BusUnavailableError('NATS is not connected');
+    this.lastRepair = Date.now();
+    this.jsm ??= await nc.jetstreamManager({ timeout: this.options.connectTimeoutMs });
+    await ensureStream(this.jsm, {
+      name: this.options.stream,
+      subjects: [EVENT_SUBJECTS],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(EVENT_MAX_AGE_MS),
+      duplicate_window: nanos(this.options.duplicateWindowMs),
+    });
+    await ensureStream(this.jsm, {
+      name: DEAD_LETTER_STREAM,
+      subjects: [`${DEAD_LETTER_PREFIX}.>`],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(DEAD_LETTER_MAX_AGE_MS),
+      duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+    });
+  }
 }
 
 /** Decodes and validates a delivered message; throws with the reason when it is not a valid event. */
@@ -150,30 +442,38 @@ function rawEnvelope(m: JsMsg): AivaEvent {
  * open pull request the server could fill: stopping after the final ack cannot strand a message in a
  * closed inbox (it would only come back after the ack wait). A message that fills the last pull request
  * after stop() is handed back with a nak, for the next subscriber.
+ *
+ * While NATS is down the loop waits for the connection; the durable is created (or re-created, when the
+ * server lost it) once it can be.
  */
 class NatsSubscription implements Subscription {
   private stopping = false;
+  private readonly stopped = new AbortController();
   /** The delivery being handled, so stop() can wait for it. */
   private handling: Promise<void> | null = null;
   /** The pull loop; ends at most one pull wait (pullExpiresMs) after stop(). */
   private loop: Promise<void> | null = null;
+  private consumer: Consumer | null = null;
 
   constructor(
     private readonly deps: Dependencies,
-    private readonly consumer: string,
+    private readonly name: string,
+    private readonly type: EventType,
     private readonly durable: string,
     private readonly handler: EventHandler<EventType>,
     private readonly options: Required<SubscribeOptions>,
+    /** The durable was created or checked by subscribe(). */
+    private ensured: boolean,
   ) {}
 
-  async start(): Promise<void> {
-    const consumer = await this.deps.js.consumers.get(this.deps.stream, this.durable);
-    this.loop = this.pull(consumer);
+  start(): void {
+    this.loop = this.pull();
   }
 
   /** Stops handling: waits for the delivery in progress; the pull loop winds down in the background. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.stopped.abort();
     await this.handling;
   }
 
@@ -182,22 +482,40 @@ class NatsSubscription implements Subscription {
     await this.loop;
   }
 
-  private async pull(consumer: Consumer): Promise<void> {
+  private async open(): Promise<Consumer> {
+    const { js, jsm } = this.deps.link.require();
+    if (!this.ensured) await ensureConsumer(jsm, this.deps.stream, this.name, this.type, this.options);
+    this.ensured = true;
+    return js.consumers.get(this.deps.stream, this.durable);
+  }
+
+  private async pull(): Promise<void> {
     let failures = 0;
-    while (!this.stopping && !this.deps.nc.isClosed()) {
+    const { link } = this.deps;
+    while (!this.stopping && !link.closed) {
+      if (link.state !== 'up') {
+        await link.waitUp(this.stopped.signal);
+        continue;
+      }
       let m: JsMsg | null;
       try {
-        m = await consumer.next({ expires: this.deps.pullExpiresMs });
+        this.consumer ??= await this.open();
+        m = await this.consumer.next({ expires: this.deps.pullExpiresMs });
         failures = 0;
       } catch (error) {
         // Consumer or stream gone, no JetStream, disconnected: keep trying, quietly after the first report.
         if (failures++ === 0) {
           this.log?.warn(
-            { consumer: this.consumer, durable: this.durable, err: errorMessage(error) },
+            { consumer: this.name, durable: this.durable, err: errorMessage(error) },
             'event pull failed',
           );
         }
-        await sleep(Math.min(failures * 500, 5_000));
+        if (failures >= 2) {
+          // Open it again, re-creating the durable when the server lost it.
+          this.consumer = null;
+          this.ensured = false;
+        }
+        await sleepUnlessAborted(Math.min(failures * 500, 5_000), this.stopped.signal);
         continue;
       }
       if (!m) continue;
@@ -208,7 +526,7 @@ class NatsSubscription implements Subscription {
       this.handling = this.handle(m).catch((error: unknown) => {
         // Only reachable when the connection closes mid-delivery; the server redelivers the message.
         this.log?.warn(
-          { consumer: this.consumer, durable: this.durable, err: errorMessage(error) },
+          { consumer: this.name, durable: this.durable, err: errorMessage(error) },
           'event delivery aborted',
         );
       });
@@ -222,7 +540,7 @@ class NatsSubscription implements Subscription {
     try {
       action();
     } catch (error) {
-      this.log?.warn({ consumer: this.consumer, err: errorMessage(error) }, 'could not answer the server');
+      this.log?.warn({ consumer: this.name, err: errorMessage(error) }, 'could not answer the server');
     }
   }
 
@@ -266,7 +584,7 @@ class NatsSubscription implements Subscription {
       return;
     }
     this.log?.warn(
-      { consumer: this.consumer, eventId: event.id, type: event.type, delivery, err: errorMessage(error) },
+      { consumer: this.name, eventId: event.id, type: event.type, delivery, err: errorMessage(error) },
       'event handler failed; will retry',
     );
     this.settle(() => m.nak(backoffFor(this.options.backoffMs, delivery)));
@@ -279,7 +597,7 @@ class NatsSubscription implements Subscription {
     } catch (error) {
       // The event will be redelivered; handlers are idempotent by event id.
       this.log?.warn(
-        { consumer: this.consumer, eventId: event.id, err: errorMessage(error) },
+        { consumer: this.name, eventId: event.id, err: errorMessage(error) },
         'event ack failed',
       );
     }
@@ -288,30 +606,27 @@ class NatsSubscription implements Subscription {
   /** Stores the event and error in the dead-letter stream, then terminates the message. */
   private async deadLetter(m: JsMsg, event: AivaEvent, error: string, deliveries: number): Promise<void> {
     const letter: DeadLetter = {
-      consumer: this.consumer,
+      consumer: this.name,
       event,
       error,
       deliveries,
       failedAt: new Date().toISOString(),
     };
     try {
-      await this.deps.js.publish(
-        deadLetterSubject(this.consumer, m.subject),
-        encoder.encode(JSON.stringify(letter)),
-        {
-          // A crash between this publish and term() redelivers; the id keeps a single dead letter.
-          msgID: `${this.durable}:${m.info.streamSequence}`,
-          expect: { streamName: DEAD_LETTER_STREAM },
-        },
-      );
+      const { js } = this.deps.link.require();
+      await js.publish(deadLetterSubject(this.name, m.subject), encoder.encode(JSON.stringify(letter)), {
+        // A crash between this publish and term() redelivers; the id keeps a single dead letter.
+        msgID: `${this.durable}:${m.info.streamSequence}`,
+        expect: { streamName: DEAD_LETTER_STREAM },
+      });
       m.term();
       this.log?.error(
-        { consumer: this.consumer, eventId: event.id, type: m.subject, deliveries, err: error },
+        { consumer: this.name, eventId: event.id, type: m.subject, deliveries, err: error },
         'event dead-lettered',
       );
     } catch (publishError) {
       this.log?.error(
-        { consumer: this.consumer, eventId: event.id, err: errorMessage(publishError) },
+        { consumer: this.name, eventId: event.id, err: errorMessage(publishError) },
         'dead-lettering failed; the event will be redelivered',
       );
       this.settle(() => m.nak(backoffFor(this.options.backoffMs, deliveries)));
@@ -321,7 +636,8 @@ class NatsSubscription implements Subscription {
 
 /** Creates the durable, or brings the mutable settings of an existing one up to date. */
 async function ensureConsumer(
-  deps: Dependencies,
+  jsm: JetStreamManager,
+  stream: string,
   consumer: string,
   type: EventType,
   options: Required<SubscribeOptions>,
@@ -337,7 +653,7 @@ async function ensureConsumer(
   };
   let info: ConsumerInfo | null = null;
   try {
-    info = await deps.jsm.consumers.info(deps.stream, durable);
+    info = await jsm.consumers.info(stream, durable);
   } catch (error) {
     if (!isNotFound(error)) throw error;
   }
@@ -350,7 +666,7 @@ async function ensureConsumer(
       // A new consumer starts with events published from now on (like the memory bus).
       deliver_policy: DeliverPolicy.New,
     };
-    await deps.jsm.consumers.add(deps.stream, config);
+    await jsm.consumers.add(stream, config);
     return durable;
   }
   if (info.config.filter_subject !== type) {
@@ -365,14 +681,15 @@ async function ensureConsumer(
     current.ack_wait !== mutable.ack_wait ||
     current.description !== mutable.description
   ) {
-    await deps.jsm.consumers.update(deps.stream, durable, mutable);
+    await jsm.consumers.update(stream, durable, mutable);
   }
   return durable;
 }
 
 /** Reads all dead letters of a consumer through a short-lived ephemeral consumer on the DLQ stream. */
-async function readDeadLetters(deps: Dependencies, consumer: string): Promise<DeadLetter[]> {
-  const info = await deps.jsm.consumers.add(DEAD_LETTER_STREAM, {
+async function readDeadLetters(link: NatsLink, consumer: string): Promise<DeadLetter[]> {
+  const { js, jsm } = link.require();
+  const info = await jsm.consumers.add(DEAD_LETTER_STREAM, {
     ack_policy: AckPolicy.None,
     deliver_policy: DeliverPolicy.All,
     filter_subject: `${DEAD_LETTER_PREFIX}.${natsToken(consumer)}.>`,
@@ -381,7 +698,7 @@ async function readDeadLetters(deps: Dependencies, consumer: string): Promise<De
   });
   const letters: DeadLetter[] = [];
   try {
-    const reader = await deps.js.consumers.get(DEAD_LETTER_STREAM, info.name);
+    const reader = await js.consumers.get(DEAD_LETTER_STREAM, info.name);
     let remaining = info.num_pending;
     while (remaining > 0) {
       const batch = await reader.fetch({ max_messages: Math.min(remaining, 256), expires: 2_000 });
@@ -396,18 +713,9 @@ async function readDeadLetters(deps: Dependencies, consumer: string): Promise<De
       if (received === 0) break;
     }
   } finally {
-    await deps.jsm.consumers.delete(DEAD_LETTER_STREAM, info.name).catch(() => undefined);
+    await jsm.consumers.delete(DEAD_LETTER_STREAM, info.name).catch(() => undefined);
   }
   return letters;
-}
-
-async function watchConnection(nc: NatsConnection, logger: Logger | undefined): Promise<void> {
-  for await (const status of nc.status()) {
-    // Only the status type: data can hold server addresses, never credentials, but keep lines small.
-    if (status.type === 'disconnect' || status.type === 'error')
-      logger?.warn({ status: status.type }, 'nats connection');
-    else if (status.type === 'reconnect') logger?.info({ status: status.type }, 'nats connection');
-  }
 }
 
 /**
@@ -415,60 +723,66 @@ async function watchConnection(nc: NatsConnection, logger: Logger | undefined): 
  * type) with `Nats-Msg-Id` = event id for deduplication. Each (consumer, type) is a durable pull consumer with
  * explicit acks and one message in flight; failures are nak'ed with the subscription's backoff, and after
  * `maxDeliver` failures the event and error go to stream `AIVA_DLQ` (`aiva_dlq.<consumer>.<type>`).
+ *
+ * NATS is a soft dependency: this makes one connection attempt and returns the bus either way. While the server
+ * cannot be reached the bus connects in the background (see `NatsLink`): `publish` fails fast with
+ * `BusUnavailableError` (the outbox relay keeps the events and retries), `subscribe` registers and starts pulling
+ * once connected, `ping` throws. Publishes have a deadline (`publishTimeoutMs`).
  */
 export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
   const logger = options.logger?.child({ component: 'event-bus' });
   const stream = options.stream ?? DEFAULT_STREAM;
-  const nc = await connect({
+  const link = new NatsLink({
     servers: options.url.split(',').map((s) => s.trim()),
     name: options.source ? `aiva-${options.source}` : 'aiva',
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 1_000,
+    stream,
+    logger,
+    publishTimeoutMs: positive(options.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS, 'publishTimeoutMs'),
+    connectTimeoutMs: positive(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, 'connectTimeoutMs'),
+    maxReconnectDelayMs: positive(
+      options.maxReconnectDelayMs ?? DEFAULT_MAX_RECONNECT_DELAY_MS,
+      'maxReconnectDelayMs',
+    ),
+    duplicateWindowMs: positive(options.duplicateWindowMs ?? DUPLICATE_WINDOW_MS, 'duplicateWindowMs'),
   });
-  void watchConnection(nc, logger).catch(() => undefined);
-  try {
-    const jsm = await nc.jetstreamManager();
-    await ensureStream(jsm, {
-      name: stream,
-      subjects: [EVENT_SUBJECTS],
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      discard: DiscardPolicy.Old,
-      max_age: nanos(EVENT_MAX_AGE_MS),
-      duplicate_window: nanos(DUPLICATE_WINDOW_MS),
-    });
-    await ensureStream(jsm, {
-      name: DEAD_LETTER_STREAM,
-      subjects: [`${DEAD_LETTER_PREFIX}.>`],
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      discard: DiscardPolicy.Old,
-      max_age: nanos(DEAD_LETTER_MAX_AGE_MS),
-      duplicate_window: nanos(DUPLICATE_WINDOW_MS),
-    });
-    const pullExpiresMs = Math.max(1_000, options.pullExpiresMs ?? 5_000);
-    return buildBus({ nc, js: nc.jetstream(), jsm, stream, logger, pullExpiresMs });
-  } catch (error) {
-    await nc.close().catch(() => undefined);
-    throw error;
-  }
+  await link.start();
+  const pullExpiresMs = Math.max(1_000, options.pullExpiresMs ?? 5_000);
+  return buildBus(
+    { link, stream, logger, pullExpiresMs },
+    options.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS,
+  );
 }
 
-function buildBus(deps: Dependencies): NatsBus {
+function positive(value: number, name: string): number {
+  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name} must be a number > 0`);
+  return value;
+}
+
+function buildBus(deps: Dependencies, publishTimeoutMs: number): NatsBus {
+  const { link } = deps;
   const subscriptions = new Set<NatsSubscription>();
   let closed = false;
 
   function assertOpen(): void {
-    if (closed || deps.nc.isClosed()) throw new Error('The event bus is closed');
+    if (closed || link.closed) throw new Error('The event bus is closed');
   }
 
   async function publish(event: AivaEvent): Promise<void> {
     assertOpen();
     const valid = validateEvent(event);
-    await deps.js.publish(valid.type, encoder.encode(JSON.stringify(valid)), {
-      msgID: valid.id,
-      expect: { streamName: deps.stream },
-    });
+    const { js } = link.require();
+    try {
+      await js.publish(valid.type, encoder.encode(JSON.stringify(valid)), {
+        msgID: valid.id,
+        expect: { streamName: deps.stream },
+        timeout: publishTimeoutMs,
+      });
+    } catch (error) {
+      if (!isNatsUnavailable(error)) throw error;
+      // No responder: the stream may be gone (a server that lost its state) - put it back for the retry.
+      link.repairSoon();
+      throw new BusUnavailableError(`NATS publish failed: ${errorMessage(error)}`, { cause: error });
+    }
   }
 
   async function subscribe<T extends EventType>(
@@ -480,15 +794,27 @@ function buildBus(deps: Dependencies): NatsBus {
     assertOpen();
     assertSubscribable(consumer, type);
     const options = resolveSubscribeOptions(subscribeOptions);
-    const durable = await ensureConsumer(deps, consumer, type, options);
+    const durable = durableName(consumer, type);
+    let ensured = false;
+    if (link.state === 'up') {
+      try {
+        await ensureConsumer(link.require().jsm, deps.stream, consumer, type, options);
+        ensured = true;
+      } catch (error) {
+        // A conflicting durable is a mistake to report now; a connection that just dropped is retried.
+        if (!isNatsUnavailable(error) && !(error instanceof BusUnavailableError)) throw error;
+      }
+    }
     const subscription = new NatsSubscription(
       deps,
       consumer,
+      type,
       durable,
       handler as unknown as EventHandler<EventType>,
       options,
+      ensured,
     );
-    await subscription.start();
+    subscription.start();
     subscriptions.add(subscription);
     // Forget it once its pull loop is over (after stop()).
     void subscription.finished().then(() => subscriptions.delete(subscription));
@@ -496,24 +822,58 @@ function buildBus(deps: Dependencies): NatsBus {
   }
 
   async function removeConsumer(consumer: string): Promise<void> {
+    assertOpen();
+    const { jsm } = link.require();
     const prefix = `${natsToken(consumer)}__`;
-    for await (const info of deps.jsm.consumers.list(deps.stream)) {
-      if (info.name.startsWith(prefix)) await deps.jsm.consumers.delete(deps.stream, info.name);
+    for await (const info of jsm.consumers.list(deps.stream)) {
+      if (info.name.startsWith(prefix)) await jsm.consumers.delete(deps.stream, info.name);
     }
-    await deps.jsm.streams.purge(DEAD_LETTER_STREAM, {
+    await jsm.streams.purge(DEAD_LETTER_STREAM, {
       filter: `${DEAD_LETTER_PREFIX}.${natsToken(consumer)}.>`,
     });
   }
+
+  const toBusState = (state: NatsConnectionState): BusState => (state === 'up' ? 'up' : 'down');
 
   return {
     kind: 'nats',
     publish,
     subscribe,
     removeConsumer,
-    deadLetters: (consumer) => readDeadLetters(deps, consumer),
+    get state() {
+      return link.state;
+    },
+    deadLetters: async (consumer) => {
+      assertOpen();
+      return readDeadLetters(link, consumer);
+    },
     async ping() {
       assertOpen();
-      await deps.jsm.getAccountInfo();
+      await link.require().jsm.getAccountInfo();
+    },
+    whenUp(timeoutMs) {
+      if (link.state === 'up') return Promise.resolve();
+      if (link.closed) return Promise.reject(new Error('The event bus is closed'));
+      return new Promise<void>((resolve, reject) => {
+        const timer =
+          timeoutMs === undefined
+            ? undefined
+            : setTimeout(() => {
+                off();
+                reject(new BusUnavailableError(`NATS did not connect within ${timeoutMs} ms`));
+              }, timeoutMs);
+        const off = link.onChange((state) => {
+          if (state !== 'up' && state !== 'closed') return;
+          off();
+          clearTimeout(timer);
+          if (state === 'up') resolve();
+          else reject(new Error('The event bus is closed'));
+        });
+      });
+    },
+    watchState(listener) {
+      listener(toBusState(link.state));
+      return link.onChange((state) => listener(toBusState(state)));
     },
     async close() {
       if (closed) return;
@@ -522,7 +882,7 @@ function buildBus(deps: Dependencies): NatsBus {
       await Promise.allSettled(running.map((s) => s.stop()));
       // Wait for open pulls to end, so a message arriving now is nak'ed rather than lost with the connection.
       await Promise.allSettled(running.map((s) => s.finished()));
-      if (!deps.nc.isClosed()) await deps.nc.drain().catch(() => undefined);
+      await link.close();
     },
   };
 }

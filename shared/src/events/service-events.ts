@@ -1,10 +1,41 @@
+import type { CommonEnv } from '../config.js';
 import type { Logger } from '../log.js';
 import type { EventBus } from './bus.js';
-import { createEventBus } from './create-bus.js';
+import { type CreateEventBusOptions, createEventBus } from './create-bus.js';
+import { createEventMetrics, type EventMetrics } from './event-metrics.js';
 import type { OutboxStore } from './outbox.js';
-import { OutboxRelay } from './relay.js';
+import { OutboxRelay, type OutboxRelayOptions } from './relay.js';
 
-export interface ServiceEventsOptions {
+/** The event settings of a process's configuration, as `createServiceEvents` takes them. */
+export interface EventOptions {
+  /** NATS deadlines and the duplicate window of a stream the bus creates. */
+  nats: NonNullable<CreateEventBusOptions['nats']>;
+  /** The relay's quarantine threshold and lease length. */
+  relay: Pick<OutboxRelayOptions, 'maxAttempts' | 'leaseMs'>;
+}
+
+/** The event settings of a service's configuration (`NATS_*_MS`, `OUTBOX_*`). */
+export function eventOptionsOf(
+  config: Pick<
+    CommonEnv,
+    | 'NATS_PUBLISH_TIMEOUT_MS'
+    | 'NATS_CONNECT_TIMEOUT_MS'
+    | 'NATS_DUPLICATE_WINDOW_MS'
+    | 'OUTBOX_MAX_ATTEMPTS'
+    | 'OUTBOX_RELAY_LEASE_MS'
+  >,
+): EventOptions {
+  return {
+    nats: {
+      publishTimeoutMs: config.NATS_PUBLISH_TIMEOUT_MS,
+      connectTimeoutMs: config.NATS_CONNECT_TIMEOUT_MS,
+      duplicateWindowMs: config.NATS_DUPLICATE_WINDOW_MS,
+    },
+    relay: { maxAttempts: config.OUTBOX_MAX_ATTEMPTS, leaseMs: config.OUTBOX_RELAY_LEASE_MS },
+  };
+}
+
+export interface ServiceEventsOptions extends Partial<EventOptions> {
   /** The store whose outbox the relay moves to the bus. */
   store: OutboxStore;
   /** An existing bus (tests, the all-in-one process): used, never closed. Otherwise one is made (`createEventBus`). */
@@ -22,11 +53,20 @@ export interface ServiceEvents {
   bus: EventBus;
   /** Not started yet: start it once the service is wired up. */
   relay: OutboxRelay;
+  /**
+   * The bus's state and the relay's outbox metrics; register them on the service's registry
+   * (`metrics.register(server.metrics.registry, server.dependencies)`).
+   */
+  metrics: EventMetrics;
   /** For the server's `onClose`, in order: stop the relay, then close the bus when it was made here. */
   closers: Array<() => Promise<void>>;
 }
 
-/** A service's event plumbing: its bus (given or made from `natsUrl`) and the relay from its store's outbox. */
+/**
+ * A service's event plumbing: its bus (given or made from `natsUrl`), the relay from its store's outbox and their
+ * metrics. A NATS bus that cannot be reached yet does not stop the service: it connects in the background, and
+ * the relay keeps the events in the outbox meanwhile.
+ */
 export async function createServiceEvents(options: ServiceEventsOptions): Promise<ServiceEvents> {
   const { logger } = options;
   const ownsBus = !options.bus;
@@ -37,11 +77,20 @@ export async function createServiceEvents(options: ServiceEventsOptions): Promis
       logger,
       ...(options.natsUrl ? { natsUrl: options.natsUrl } : {}),
       ...(options.file ? { file: options.file } : {}),
+      ...(options.nats ? { nats: options.nats } : {}),
     }));
-  const relay = new OutboxRelay({ store: options.store, bus, logger });
+  const metrics = createEventMetrics({ bus, store: options.store, ...(logger ? { logger } : {}) });
+  const relay = new OutboxRelay({
+    ...options.relay,
+    store: options.store,
+    bus,
+    observer: metrics.observer,
+    ...(logger ? { logger } : {}),
+  });
   return {
     bus,
     relay,
-    closers: [() => relay.stop(), ...(ownsBus ? [() => bus.close()] : [])],
+    metrics,
+    closers: [() => relay.stop(), async () => metrics.close(), ...(ownsBus ? [() => bus.close()] : [])],
   };
 }

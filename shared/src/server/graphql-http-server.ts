@@ -1,10 +1,13 @@
+import { Readable } from 'node:stream';
 import {
   ApolloServer,
   type ApolloServerOptions,
   type ApolloServerPlugin,
   type BaseContext,
+  HeaderMap,
+  type HTTPGraphQLRequest,
 } from '@apollo/server';
-import { fastifyApolloDrainPlugin, fastifyApolloHandler } from '@as-integrations/fastify';
+import { fastifyApolloDrainPlugin } from '@as-integrations/fastify';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -12,8 +15,10 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { type AccessTokenVerifier, bearerToken } from '../auth/verifier.js';
 import type { Viewer } from '../auth/viewer.js';
+import { RedisUnavailableError } from '../cache/redis-connection.js';
 import {
   createInstanceRegistration,
   type DiscoveryOptions,
@@ -21,7 +26,18 @@ import {
 } from '../discovery/registration.js';
 import { AivaError, createFormatError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { installHttpErrorHandlers } from './http-errors.js';
+import {
+  budgetMsOf,
+  DEADLINE_GRACE_MS,
+  DEADLINE_HEADER,
+  deadlinePlugin,
+  type RequestBudget,
+  type ServerTimeouts,
+  serverTimeoutsFromEnv,
+  startBudget,
+} from './deadlines.js';
+import { createDependencyMonitor, type DependencyMonitor } from './dependencies.js';
+import { installHttpErrorHandlers, sendHttpError } from './http-errors.js';
 import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
 import {
   graphqlEdgeFromEnv,
@@ -37,6 +53,8 @@ import { requestIdOf, traceContextOf } from './request-identity.js';
 import { reusedResult } from './reused-result.js';
 import { registerSecurity } from './security.js';
 
+export * from './deadlines.js';
+export * from './dependencies.js';
 export { httpErrorBody, installHttpErrorHandlers, sendHttpError } from './http-errors.js';
 export * from './operation-limits.js';
 export {
@@ -64,6 +82,14 @@ export interface RequestContext extends BaseContext {
   /** The caller's W3C trace context, when valid (passed on to the services this request calls). */
   traceparent?: string;
   tracestate?: string;
+  /**
+   * When the request's time budget ends (epoch ms): the server's own limit (GRAPHQL_REQUEST_TIMEOUT_MS, at the
+   * gateway as in every subgraph), shortened by a caller's `x-aiva-deadline-ms`. Fields that have not started
+   * by then fail with DEADLINE_EXCEEDED; the gateway's subgraph requests get what is left of it.
+   */
+  deadline: number;
+  /** Aborts when the budget ends: pass it on to stores and outbound calls, so their work stops with it. */
+  signal: AbortSignal;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -96,8 +122,23 @@ export interface GraphQLHttpServerOptions<TContext extends RequestContext> {
   opsCacheMs?: number;
   /** Builds the per-request context from the base context (loaders, the caller, ...). */
   context?: (base: RequestContext, request: FastifyRequest) => Promise<TContext> | TContext;
-  /** Dependencies `/ready` asks (a function: asked anew at each probe, for dependencies that change). */
+  /**
+   * Dependencies `/ready` asks (a function: asked anew at each probe, for dependencies that change). Hard checks
+   * decide readiness; `soft` ones (a bus, a cache) that fail, and the parts a passing check names as down (the
+   * gateway's unreachable subgraph instances), are reported under `degraded` without making the service unready.
+   */
   readiness?: ReadinessCheck[] | (() => ReadinessCheck[]);
+  /**
+   * The service's dependency monitor, shared with its adapters (their connection states, the requests they
+   * served degraded): one log line per state change, `aiva_dependency_up` and `aiva_degraded_requests_total`
+   * on `/metrics`. The `/ready` checks report to it too. Default: a new one.
+   */
+  dependencies?: DependencyMonitor;
+  /**
+   * Deadlines: the budget of one GraphQL request and fastify's request, keep-alive and connection timeouts;
+   * default: from the environment (GRAPHQL_REQUEST_TIMEOUT_MS, HTTP_*; see `serverTimeoutsOf`).
+   */
+  timeouts?: Partial<ServerTimeouts>;
   /** Run after HTTP has stopped and in-flight requests finished, in order (close adapters here). */
   onClose?: Array<() => Promise<void>>;
   bodyLimitBytes?: number;
@@ -138,6 +179,8 @@ export interface GraphQLHttpServer {
   readonly name: string;
   readonly app: FastifyInstance;
   readonly metrics: ServiceMetrics;
+  /** The service's dependencies and their states (see `dependencies` in the options). */
+  readonly dependencies: DependencyMonitor;
   /** Starts listening (then registers with the orchestrator); resolves with the base URL (`http://host:port`). */
   listen(options: { port: number; host: string }): Promise<string>;
   /** The registration with the orchestrator, once listening with discovery settings. */
@@ -163,15 +206,26 @@ export function verifiedViewer(request: FastifyRequest): Viewer | undefined {
 }
 
 /**
- * fastify + Apollo Server with what every AIVA HTTP service has: `/graphql` (GET and POST), `/health`,
- * `/ready`, `/metrics`, security headers, CORS, a body limit, the shared error formatter and graceful close.
+ * fastify + Apollo Server with what every AIVA HTTP service has: `/graphql` (GET and POST), `/health` (the
+ * process can serve), `/ready` (its hard dependencies answer; soft ones are reported as `degraded`), `/metrics`,
+ * security headers, CORS, a body limit, deadlines (a budget per GraphQL request, HTTP timeouts), the shared
+ * error formatter and graceful close.
  */
 export async function createGraphQLHttpServer<TContext extends RequestContext>(
   options: GraphQLHttpServerOptions<TContext>,
 ): Promise<GraphQLHttpServer> {
   const { name, logger } = options;
   const bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
+  const timeouts: ServerTimeouts = {
+    ...serverTimeoutsFromEnv(),
+    ...Object.fromEntries(Object.entries(options.timeouts ?? {}).filter(([, value]) => value !== undefined)),
+  };
   const app = Fastify({
+    // A client gets this long to send its whole request, an idle keep-alive connection is kept this long, and a
+    // connection that sees no traffic at all (a client that stopped reading) is closed after this long.
+    requestTimeout: timeouts.httpRequestTimeoutMs,
+    keepAliveTimeout: timeouts.keepAliveTimeoutMs,
+    connectionTimeout: timeouts.connectionTimeoutMs,
     loggerInstance: logger as FastifyBaseLogger,
     // Per-request lines would dominate the log; metrics count requests, errors are logged where they happen.
     logController: new LogController({ disableRequestLogging: true }),
@@ -184,6 +238,8 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
     trustProxy: options.trustProxy ?? false,
   });
   const metrics = createServiceMetrics(name);
+  const dependencies = options.dependencies ?? createDependencyMonitor(logger);
+  dependencies.register(metrics.registry);
   const load = trackLoad(app);
   await registerSecurity(app, { corsOrigins: options.corsOrigins ?? [] });
   installHttpErrorHandlers(app, { bodyLimit, logger });
@@ -198,11 +254,18 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
   });
   // Without introspection, errors do not spell the schema out either ("Did you mean ...?").
   const formatError: typeof sharedFormatError = (formatted, error) =>
-    sharedFormatError(tokenLimitError(introspection ? formatted : withoutSuggestions(formatted)), error);
+    sharedFormatError(
+      ...dependencyUnavailable(
+        tokenLimitError(introspection ? formatted : withoutSuggestions(formatted)),
+        error,
+      ),
+    );
   const plugins: ApolloServerPlugin<TContext>[] = [
     fastifyApolloDrainPlugin(app) as ApolloServerPlugin<TContext>,
     metrics.apolloPlugin<TContext>(),
     persistedQuerySizeLimit<TContext>(limits.persistedQueryBytes),
+    // Work whose budget is spent stops: refused before execution, abandoned field by field during it.
+    deadlinePlugin<TContext>((stage) => metrics.deadlineExceeded(stage)),
     ...(options.apollo.plugins ?? []),
   ];
   const apollo = new ApolloServer<TContext>({
@@ -244,7 +307,20 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
     return verification.viewer;
   };
 
-  const buildContext = async (request: FastifyRequest): Promise<TContext> => {
+  // Each /graphql request gets its budget on arrival: the server's own limit, shortened by a caller's
+  // x-aiva-deadline-ms (the gateway's remaining budget), never lengthened by it.
+  const budgets = new WeakMap<FastifyRequest, RequestBudget>();
+  const startRequestBudget = async (request: FastifyRequest) => {
+    budgets.set(
+      request,
+      startBudget(budgetMsOf(request.headers[DEADLINE_HEADER], timeouts.requestTimeoutMs)),
+    );
+  };
+  const endRequestBudget = async (request: FastifyRequest) => {
+    budgets.get(request)?.dispose();
+  };
+
+  const buildContext = async (request: FastifyRequest, budget: RequestBudget): Promise<TContext> => {
     const authorization = request.headers.authorization;
     const viewer = await viewerFor(request);
     const base: RequestContext = {
@@ -254,21 +330,72 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
       ...(authorization ? { authorization } : {}),
       ...(viewer ? { viewer } : {}),
       ...traceContextOf(request.headers),
+      deadline: budget.deadline,
+      signal: budget.signal,
     };
     return options.context ? options.context(base, request) : (base as TContext);
+  };
+
+  /**
+   * Apollo over fastify (as @as-integrations/fastify does it), bounded by the request's budget: a request whose
+   * budget is already spent is refused before any work, and one still running DEADLINE_GRACE_MS after its
+   * deadline is answered with DEADLINE_EXCEEDED (HTTP 504) while its fields stop (see deadlinePlugin).
+   */
+  const graphqlHandler = async (request: FastifyRequest, reply: FastifyReply) => {
+    const budget = budgets.get(request) ?? startBudget(timeouts.requestTimeoutMs);
+    const remaining = budget.deadline - Date.now();
+    if (remaining <= 0) {
+      metrics.deadlineExceeded('refused');
+      return sendHttpError(
+        reply,
+        504,
+        'The request ran out of time before it started',
+        'INTERNAL_SERVER_ERROR',
+        {
+          reason: 'DEADLINE_EXCEEDED',
+        },
+      );
+    }
+    const execution = apollo.executeHTTPGraphQLRequest({
+      httpGraphQLRequest: httpGraphQLRequestOf(request),
+      context: () => buildContext(request, budget),
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const outOfTime = new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, remaining + DEADLINE_GRACE_MS, undefined);
+    });
+    let response: Awaited<typeof execution> | undefined;
+    try {
+      response = await Promise.race([execution, outOfTime]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!response) {
+      // Its fields stop as they come (deadlinePlugin); whatever it still produces is dropped.
+      execution.catch(() => undefined);
+      metrics.deadlineExceeded('cut_off');
+      return sendHttpError(reply, 504, 'The request ran out of time', 'INTERNAL_SERVER_ERROR', {
+        reason: 'DEADLINE_EXCEEDED',
+      });
+    }
+    for (const [key, value] of response.headers) reply.header(key, value);
+    reply.code(response.status ?? 200);
+    if (response.body.kind === 'complete') return response.body.string;
+    return reply.send(Readable.from(response.body.asyncIterator));
   };
   app.route({
     url: '/graphql',
     method: ['GET', 'POST', 'OPTIONS'],
-    onRequest: verifyAccessToken,
+    onRequest: [startRequestBudget, verifyAccessToken],
     preParsing: rejectBadToken,
-    handler: fastifyApolloHandler<TContext>(apollo, { context: buildContext }),
+    onResponse: endRequestBudget,
+    handler: graphqlHandler,
   });
   registerOpsRoutes(app, {
     name,
     metrics,
+    dependencies,
     readiness: options.readiness ?? [],
-    logger,
     cacheMs: options.opsCacheMs ?? DEFAULT_OPS_CACHE_MS,
   });
   const tokenCheck: TokenCheckHooks = {
@@ -286,6 +413,7 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
     name,
     app,
     metrics,
+    dependencies,
     get registration() {
       return registration;
     },
@@ -377,7 +505,8 @@ async function viewerOf(
     const token = bearerToken(authorization);
     return token ? await verifier.verify(token) : undefined;
   } catch (error) {
-    if (error instanceof AivaError) {
+    // A bad token is a 401; a token that cannot be checked now (no usable keys) keeps its own 503.
+    if (error instanceof AivaError && error.code === 'UNAUTHENTICATED') {
       throw new AivaError(error.code, error.message, {
         http: { status: 401, headers: new Map([['www-authenticate', 'Bearer']]) },
       });
@@ -386,44 +515,98 @@ async function viewerOf(
   }
 }
 
+/**
+ * INTERNAL_SERVER_ERROR reasons of the resilience layer that clients see as they are (they are made by AIVA's
+ * own code, never carry internals, and tell a client to retry): a spent budget, keys or sessions unavailable.
+ */
+const PUBLIC_FAILURE_REASONS = new Set([
+  'DEADLINE_EXCEEDED',
+  'AUTH_KEYS_UNAVAILABLE',
+  'SESSIONS_UNAVAILABLE',
+  'DEPENDENCY_UNAVAILABLE',
+]);
+
+/**
+ * Failures of a dependency reaching a client, made clear rather than masked as "Internal server error":
+ * - a hard dependency that does not answer (a Redis command past its deadline, or Redis not connected — auth's
+ *   session store): INTERNAL_SERVER_ERROR with `reason: DEPENDENCY_UNAVAILABLE`;
+ * - an INTERNAL_SERVER_ERROR with one of PUBLIC_FAILURE_REASONS (DEADLINE_EXCEEDED, ...): kept as it is (the
+ *   error Apollo hands over may be a copy that is no longer an AivaError, so it is recognised by its reason).
+ * Anything else is unchanged.
+ */
+function dependencyUnavailable(
+  formatted: GraphQLFormattedError,
+  error: unknown,
+): [GraphQLFormattedError, unknown] {
+  let original = error;
+  for (let i = 0; i < 5 && original instanceof GraphQLError && original.originalError; i++) {
+    original = original.originalError;
+  }
+  const reason = formatted.extensions?.reason;
+  if (
+    !(original instanceof AivaError) &&
+    formatted.extensions?.code === 'INTERNAL_SERVER_ERROR' &&
+    typeof reason === 'string' &&
+    PUBLIC_FAILURE_REASONS.has(reason)
+  ) {
+    return [formatted, new AivaError('INTERNAL_SERVER_ERROR', formatted.message, { reason })];
+  }
+  if (!(original instanceof RedisUnavailableError)) return [formatted, error];
+  const message = 'A service this request needs is unavailable right now: try again shortly';
+  return [
+    { ...formatted, message, extensions: { reason: 'DEPENDENCY_UNAVAILABLE' } },
+    new AivaError('INTERNAL_SERVER_ERROR', message, { reason: 'DEPENDENCY_UNAVAILABLE' }),
+  ];
+}
+
+/** The request as Apollo Server takes it (as @as-integrations/fastify builds it). */
+function httpGraphQLRequestOf(request: FastifyRequest): HTTPGraphQLRequest {
+  const headers = new HeaderMap();
+  for (const [key, value] of Object.entries(request.headers)) {
+    if (value) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
+  }
+  return {
+    body: request.body,
+    method: request.method.toUpperCase(),
+    headers,
+    search: new URL(request.url, `${request.protocol}://${request.hostname}/`).search,
+  };
+}
+
 function registerOpsRoutes(
   app: FastifyInstance,
   deps: {
     name: string;
     metrics: ServiceMetrics;
+    dependencies: DependencyMonitor;
     readiness: ReadinessCheck[] | (() => ReadinessCheck[]);
-    logger: Logger;
     cacheMs: number;
   },
 ) {
   app.get('/health', async () => ({ status: 'ok', service: deps.name }));
-  // Probes ask every second or two: a dependency's failure is logged when it goes down and when it is back,
-  // not at every probe.
-  const down = new Set<string>();
   // Anyone may ask /ready and /metrics, as often as they like: the checks (a query to every subgraph at the
-  // gateway) and the rendering run at most once per `cacheMs`, and concurrent callers share one run.
+  // gateway) and the rendering run at most once per `cacheMs`, and concurrent callers share one run. Each
+  // outcome goes to the dependency monitor: probes ask every second or two, a dependency's failure is logged
+  // when it goes down and when it is back, not at every probe.
   const readiness = reusedResult(deps.cacheMs, async () => {
     const checks = typeof deps.readiness === 'function' ? deps.readiness() : deps.readiness;
-    const report = await runReadinessChecks(checks, {
-      onFailure: (check, error) => {
-        if (down.has(check)) return;
-        down.add(check);
-        deps.logger.warn(
-          { check, err: (error as Error)?.message ?? String(error) },
-          'readiness check failed',
-        );
+    return runReadinessChecks(checks, {
+      onResult: (check, error) => {
+        deps.dependencies.declare(check.name, check.soft ? 'degraded' : 'not ready');
+        const reporter = deps.dependencies.reporter(check.name);
+        if (error === undefined) reporter.up();
+        else reporter.down(error);
       },
     });
-    for (const [check, state] of Object.entries(report.checks)) {
-      if (state === 'up' && down.delete(check)) deps.logger.info({ check }, 'readiness check passes again');
-    }
-    return report;
   });
   app.get('/ready', async (_request, reply) => {
     const report = await readiness();
-    return reply
-      .status(report.ready ? 200 : 503)
-      .send({ status: report.ready ? 'ready' : 'not_ready', service: deps.name, checks: report.checks });
+    return reply.status(report.ready ? 200 : 503).send({
+      status: report.ready ? 'ready' : 'not_ready',
+      service: deps.name,
+      checks: report.checks,
+      ...(report.degraded ? { degraded: report.degraded } : {}),
+    });
   });
   const metricsText = reusedResult(deps.cacheMs, () => deps.metrics.render());
   app.get('/metrics', async (_request, reply) =>

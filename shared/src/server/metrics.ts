@@ -9,6 +9,8 @@ export interface ServiceMetrics {
   registry: Registry;
   /** Apollo plugin recording requests, latency per operation and errors per code. */
   apolloPlugin<TContext extends BaseContext>(): ApolloServerPlugin<TContext>;
+  /** Counts a request whose time budget ran out (`aiva_deadline_exceeded_total{stage}`). */
+  deadlineExceeded(stage: 'refused' | 'abandoned' | 'cut_off'): void;
   /** Prometheus text exposition. */
   render(): Promise<string>;
   contentType: string;
@@ -17,7 +19,8 @@ export interface ServiceMetrics {
 /**
  * Metrics of one service, in a registry of its own (several services may share one process).
  * Names: aiva_graphql_requests_total, aiva_graphql_request_duration_seconds, aiva_graphql_errors_total,
- * plus Node's default process metrics.
+ * aiva_deadline_exceeded_total, plus Node's default process metrics (and the dependency metrics the server kit
+ * adds: aiva_dependency_up, aiva_degraded_requests_total).
  */
 export function createServiceMetrics(service: string): ServiceMetrics {
   const registry = new Registry();
@@ -42,6 +45,14 @@ export function createServiceMetrics(service: string): ServiceMetrics {
     labelNames: ['code'],
     registers: [registry],
   });
+  const deadlines = new Counter({
+    name: 'aiva_deadline_exceeded_total',
+    help:
+      'Requests whose time budget ran out: refused before execution, abandoned during it (fields stopped), or ' +
+      'cut off (answered with DEADLINE_EXCEEDED alone)',
+    labelNames: ['stage'],
+    registers: [registry],
+  });
   const seenOperations = new Set<string>();
 
   function operationLabel(name: string | null | undefined): string {
@@ -56,6 +67,7 @@ export function createServiceMetrics(service: string): ServiceMetrics {
     registry,
     contentType: registry.contentType,
     render: () => registry.metrics(),
+    deadlineExceeded: (stage) => deadlines.inc({ stage }),
     apolloPlugin<TContext extends BaseContext>(): ApolloServerPlugin<TContext> {
       return {
         async requestDidStart() {

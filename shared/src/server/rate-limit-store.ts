@@ -28,6 +28,11 @@ export interface CacheRateLimitStoreOptions {
   cache: Cache;
   /** Prepended to every key, inside the cache's own prefix (default `ratelimit:`). */
   keyPrefix?: string;
+  /**
+   * Called when the cache could not count a hit (the request then goes on unlimited with the plugin's
+   * `skipOnError`): count it as degraded, e.g. `health.degraded('rate_limit')`.
+   */
+  onError?: (error: unknown) => void;
 }
 
 /** The window the plugin uses when none is given (its own default: one minute). */
@@ -40,10 +45,12 @@ const DEFAULT_WINDOW_MS = 60_000;
 export class CacheRateLimitStore implements RateLimitStore {
   readonly cache: Cache;
   readonly keyPrefix: string;
+  private readonly onError: ((error: unknown) => void) | undefined;
 
   constructor(options: CacheRateLimitStoreOptions) {
     this.cache = options.cache;
     this.keyPrefix = options.keyPrefix ?? 'ratelimit:';
+    this.onError = options.onError;
   }
 
   incr(
@@ -56,7 +63,14 @@ export class CacheRateLimitStore implements RateLimitStore {
     // Two-argument then: an exception thrown by the callback must not call it a second time.
     this.cache.increment(this.keyPrefix + key, windowSeconds).then(
       ({ value, ttlMs }) => callback(null, { current: value, ttl: ttlMs }),
-      (error: unknown) => callback(error instanceof Error ? error : new Error(String(error))),
+      (error: unknown) => {
+        try {
+          this.onError?.(error);
+        } catch {
+          // Counting must never keep the request from going on.
+        }
+        callback(error instanceof Error ? error : new Error(String(error)));
+      },
     );
   }
 
@@ -67,6 +81,7 @@ export class CacheRateLimitStore implements RateLimitStore {
     return new CacheRateLimitStore({
       cache: this.cache,
       keyPrefix: `${this.keyPrefix}${scope || 'scoped'}:`,
+      ...(this.onError ? { onError: this.onError } : {}),
     });
   }
 }

@@ -36,3 +36,20 @@ export function onShutdownSignal(stop: () => Promise<void>, logger: Logger, time
     if (!stopping) handler('SIGTERM');
   });
 }
+
+/**
+ * Runs a service's start (make the app, listen). When it fails — a hard dependency missing at start, such as
+ * auth's session store in Redis — one clear line is logged (`<service> cannot start: <why>`) and the process
+ * exits with 1, instead of a stack trace; the supervisor starts it again.
+ */
+export async function startOrExit<T>(service: string, logger: Logger, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    logger.fatal({ err: reason }, `${service} cannot start: ${reason}`);
+    // Lets the line reach stdout before exiting.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    process.exit(1);
+  }
+}

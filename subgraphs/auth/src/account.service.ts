@@ -283,6 +283,22 @@ export class AccountService {
     }
   }
 
+  /**
+   * `removeAccount` for the event `eventId` of the durable consumer `consumer`, once: a redelivery of an event
+   * already processed (however late: the ids are kept 30 days) does nothing. The sessions (possibly in Redis,
+   * outside the account store's transaction) end first, idempotently; then the account goes and the event id is
+   * recorded in one transaction of the account store. A failure in between redelivers the event, which ends the
+   * (already ended) sessions again and removes the account then.
+   */
+  async removeAccountOnce(consumer: string, eventId: string, userId: string): Promise<void> {
+    if (await this.accounts.hasProcessed(consumer, eventId)) return;
+    const ended = await this.sessions.endAll(userId, 'account_removed');
+    const outcome = await this.accounts.removeForEvent(consumer, eventId, userId);
+    if (outcome === 'removed' || (outcome === 'missing' && ended > 0)) {
+      this.options.logger.info({ userId, sessionsEnded: ended }, 'account removed with its profile');
+    }
+  }
+
   /** Admin bootstrap: a listed email gets `admin` once its owner proved it reads that address. */
   private async grantBootstrapAdmin(account: AccountRecord, verifiedEmail: string, at: Date): Promise<void> {
     if (!this.adminEmails.has(verifiedEmail.toLowerCase()) || account.roles.includes(ROLE_ADMIN)) return;

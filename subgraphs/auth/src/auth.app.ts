@@ -2,19 +2,24 @@ import { join } from 'node:path';
 import {
   type AccessTokenVerifier,
   createCache,
+  createDependencyMonitor,
   createLocalVerifier,
   createLogger,
   createRoutingFollower,
   createServiceEvents,
   createSubgraphServer,
+  type DependencyMonitor,
   discoveryFromEnv,
   embeddedCacheFile,
   embeddedEventsFile,
+  eventOptionsOf,
   introspectionOf,
   type Logger,
   loadSealingKeys,
   loadTypeDefs,
+  mongoTimeoutsOf,
   operationLimitsOf,
+  redisTimeoutsOf,
   revocationAwareVerifier,
   type SealingKeys,
   ServiceRouter,
@@ -71,20 +76,32 @@ export interface AuthAppOptions extends SubgraphAppOptions<AuthConfig> {
   profiles?: ProfileClient;
 }
 
-async function openAccountStore(config: AuthConfig, dbFile: string): Promise<AccountStore> {
+/** The account store of the configuration: MongoDB with MONGODB_URL, else SQLite in `dbFile`. */
+export async function openAccountStore(config: AuthConfig, dbFile: string): Promise<AccountStore> {
   if (!config.MONGODB_URL) return openSqliteAccountStore({ file: dbFile });
   // Loaded only when used: mongoose is some 30 MB of memory a SQLite deployment does not need.
   const { connectMongoAccountStore } = await import('./store/account-mongo.js');
-  return connectMongoAccountStore({ url: config.MONGODB_URL });
+  return connectMongoAccountStore({ url: config.MONGODB_URL, ...mongoTimeoutsOf(config) });
 }
 
+/**
+ * Sessions live in Redis when REDIS_URL is set: a hard dependency (auth waits REDIS_CONNECT_TIMEOUT_MS for it at
+ * start, then exits with a clear message), else in the SQLite file.
+ */
 function openSessionStore(
   config: AuthConfig,
   dbFile: string,
   logger: Logger,
+  dependencies: DependencyMonitor,
 ): Promise<SessionStore> | SessionStore {
   return config.REDIS_URL
-    ? createRedisSessionStore({ url: config.REDIS_URL, logger, keyPrefix: config.AUTH_REDIS_PREFIX })
+    ? createRedisSessionStore({
+        url: config.REDIS_URL,
+        logger,
+        keyPrefix: config.AUTH_REDIS_PREFIX,
+        ...redisTimeoutsOf(config),
+        health: dependencies.reporter('sessions'),
+      })
     : openSqliteSessionStore({ file: dbFile });
 }
 
@@ -107,11 +124,15 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
     logger,
   });
   const accounts = await openAccountStore(config, dbFile);
-  const sessions = await openSessionStore(config, dbFile, logger);
+  // The states of Redis (sessions: hard; cache: soft): one log line per change, and metrics.
+  const dependencies = createDependencyMonitor(logger);
+  const sessions = await openSessionStore(config, dbFile, logger, dependencies);
   const cache = await createCache({
     logger,
     keyPrefix: config.AUTH_REDIS_PREFIX,
     ...(config.REDIS_URL ? { redisUrl: config.REDIS_URL } : { file: embeddedCacheFile(config) }),
+    redis: redisTimeoutsOf(config),
+    health: dependencies.reporter('cache'),
   });
   const events = await createServiceEvents({
     store: accounts,
@@ -120,6 +141,7 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
     natsUrl: config.NATS_URL,
     file: embeddedEventsFile(config),
     logger,
+    ...eventOptionsOf(config),
   });
   const { bus, relay } = events;
   const discovery = options.discovery ?? true;
@@ -136,6 +158,8 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
   const revocationCache = await createCache({
     logger,
     ...(config.REDIS_URL ? { redisUrl: config.REDIS_URL } : { file: embeddedCacheFile(config) }),
+    redis: redisTimeoutsOf(config),
+    health: dependencies.reporter('cache'),
   });
   const sessionService = new SessionService(sessions, keys, {
     refreshTtlDays: config.REFRESH_TOKEN_TTL_DAYS,
@@ -181,13 +205,15 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
     }),
     sessionRevocations(revocationCache),
     logger,
+    dependencies.reporter('cache'),
   );
   // A profile removed in users (by the person or an admin) takes the account and its sessions with it.
   const removals = await bus.subscribe(
     ACCOUNT_REMOVAL_CONSUMER,
     'aiva.users.user.deleted.v1',
     async (event) => {
-      await accountService.removeAccount(event.data.id);
+      // Once per event id, recorded in the account store with the removal (a late redelivery does nothing).
+      await accountService.removeAccountOnce(ACCOUNT_REMOVAL_CONSUMER, event.id, event.data.id);
     },
   );
   const rotation = setInterval(() => {
@@ -213,9 +239,12 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
     readiness: [
       { name: 'accounts', check: () => accounts.ping() },
       { name: 'sessions', check: () => sessions.ping() },
-      { name: 'cache', check: () => cache.ping() },
-      { name: 'events', check: () => bus.ping() },
+      // Soft: without it sign-in limits and request budgets cannot count (reported under `degraded`).
+      { name: 'cache', soft: true, check: () => cache.ping() },
+      // Soft: while the bus is down the outbox keeps the events, writes succeed (reported under `degraded`).
+      { name: 'events', check: () => bus.ping(), soft: true },
     ],
+    dependencies,
     configure: (app) => {
       app.get(JWKS_PATH, async (_request, reply) =>
         reply.header('cache-control', 'public, max-age=300').send(keys.jwks()),
@@ -237,6 +266,7 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
       () => accounts.close(),
     ],
   });
+  events.metrics.register(server.metrics.registry, server.dependencies);
   relay.start();
   profileRemovals.start();
   follower?.start();

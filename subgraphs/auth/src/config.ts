@@ -1,8 +1,9 @@
-import { commonEnvSchema, env, sealingEnvSchema, tokenEnvSchema } from '@aiva/shared';
+import { commonEnvSchema, env, mongoEnvSchema, sealingEnvSchema, tokenEnvSchema } from '@aiva/shared';
 import { z } from 'zod';
 
 export const authEnvSchema = commonEnvSchema
   .extend(tokenEnvSchema.shape)
+  .extend(mongoEnvSchema.shape)
   .extend(sealingEnvSchema.shape)
   .extend({
     AUTH_PORT: env.port(3002),

@@ -256,6 +256,35 @@ export function accountStoreContract(name: string, open: () => Promise<AccountSt
       expect(await store.pendingEvents(100)).toEqual(before);
     });
 
+    it('removes an account for an event once per event id (idempotent consumer)', async () => {
+      const account = await insertAccount();
+      const token = await insertToken(account);
+      const eventId = uuidv7();
+      expect(await store.hasProcessed('auth.account-removal', eventId)).toBe(false);
+      expect(await store.removeForEvent('auth.account-removal', eventId, account.id)).toBe('removed');
+      expect(await store.findById(account.id)).toBeNull();
+      expect(await store.consumeToken(token.hash, token.purpose, new Date())).toBeNull();
+      expect(await store.hasProcessed('auth.account-removal', eventId)).toBe(true);
+      // A redelivery, even after an account with that id came back (a restore): nothing happens.
+      await store.insert({ ...account }, []);
+      expect(await store.removeForEvent('auth.account-removal', eventId, account.id)).toBe('duplicate');
+      expect(await store.findById(account.id)).not.toBeNull();
+      expect(await store.removeForEvent('auth.account-removal', uuidv7(), uuidv7())).toBe('missing');
+    });
+
+    it('keeps a poison outbox row in quarantine until replayed or discarded', async () => {
+      const account = makeAccount();
+      const event = registeredEvent(account);
+      await store.insert(account, [event]);
+      const outcome = await store.recordFailure(event.id, { error: 'bad', permanent: true, maxAttempts: 5 });
+      expect(outcome).toEqual({ attempts: 1, quarantined: true });
+      expect(await store.pendingEvents(100)).toEqual([]);
+      expect((await store.quarantinedEvents()).map((q) => q.event)).toEqual([event]);
+      expect(await store.outboxStats()).toEqual({ pending: 0, quarantined: 1 });
+      expect(await store.replayQuarantined()).toBe(1);
+      expect(await store.pendingEvents(100)).toEqual([event]);
+    });
+
     it('removes an account with its tokens, freeing its email', async () => {
       const account = await insertAccount();
       const keep = await insertAccount();

@@ -71,7 +71,7 @@ describe('SQLite account store', () => {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
       expect(db.pragma('user_version', { simple: true })).toBe(0);
       expect(db.prepare('SELECT component, version FROM schema_migrations').all()).toEqual([
-        { component: 'auth.accounts', version: 2 },
+        { component: 'auth.accounts', version: 3 },
       ]);
       const tables = db
         .prepare<[], { name: string; sql: string }>(
@@ -115,7 +115,7 @@ describe('SQLite account store', () => {
     try {
       expect(db.prepare('SELECT component, version FROM schema_migrations ORDER BY component').all()).toEqual(
         [
-          { component: 'auth.accounts', version: 2 },
+          { component: 'auth.accounts', version: 3 },
           { component: 'auth.sessions', version: 1 },
         ],
       );

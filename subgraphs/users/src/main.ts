@@ -1,4 +1,4 @@
-import { createLogger, exitWithParent, loadConfigOrExit, onShutdownSignal } from '@aiva/shared';
+import { createLogger, exitWithParent, loadConfigOrExit, onShutdownSignal, startOrExit } from '@aiva/shared';
 import { usersEnvSchema } from './config.js';
 import { createUsersApp } from './users.app.js';
 
@@ -7,6 +7,10 @@ exitWithParent(() => process.exit(1));
 
 const config = loadConfigOrExit(usersEnvSchema);
 const logger = createLogger('users', { level: config.LOG_LEVEL });
-const app = await createUsersApp({ config, logger });
-await app.listen();
+// A hard dependency missing at start is one clear line and exit 1 (soft ones are connected in the background).
+const app = await startOrExit('users', logger, async () => {
+  const created = await createUsersApp({ config, logger });
+  await created.listen();
+  return created;
+});
 onShutdownSignal(() => app.close(), logger);

@@ -3,6 +3,7 @@ import {
   type AccessTokenVerifier,
   type Cache,
   createCache,
+  createDependencyMonitor,
   createLogger,
   createRemoteVerifier,
   createServiceEvents,
@@ -10,10 +11,14 @@ import {
   discoveryFromEnv,
   embeddedCacheFile,
   embeddedEventsFile,
+  eventOptionsOf,
   introspectionOf,
   loadTypeDefs,
+  mongoTimeoutsOf,
   type OutboxRelay,
   operationLimitsOf,
+  redisTimeoutsOf,
+  remoteVerifierOptionsOf,
   revocationAwareVerifier,
   type SessionRevocations,
   type SubgraphApp,
@@ -56,7 +61,7 @@ export async function openUserStore(config: UsersConfig): Promise<UserStore> {
   if (config.MONGODB_URL) {
     // Loaded only when used: mongoose is some 30 MB of memory a SQLite deployment does not need.
     const { connectMongoUserStore } = await import('./store/mongo.js');
-    return connectMongoUserStore({ url: config.MONGODB_URL });
+    return connectMongoUserStore({ url: config.MONGODB_URL, ...mongoTimeoutsOf(config) });
   }
   return openSqliteUserStore({ file: config.USERS_DB_FILE ?? join(config.DATA_DIR, 'users.sqlite') });
 }
@@ -73,28 +78,37 @@ export async function createUsersApp(options: UsersAppOptions): Promise<UsersApp
     natsUrl: config.NATS_URL,
     file: embeddedEventsFile(config),
     logger,
+    ...eventOptionsOf(config),
   });
   const { bus, relay } = events;
   const service = new UserService(store, () => relay.notify());
+  // The states of the soft dependencies (Redis, auth's keys): one log line per change, and metrics.
+  const dependencies = createDependencyMonitor(logger);
   // Users can be reached directly, not only through the gateway: it refuses tokens of ended sessions as well.
+  // The cache is soft: users starts without Redis, and accepts tokens unchecked while it does not answer.
   let revocations = options.revocations;
   let revocationCache: Cache | undefined;
   if (!revocations) {
     revocationCache = await createCache({
       logger,
       ...(config.REDIS_URL ? { redisUrl: config.REDIS_URL } : { file: embeddedCacheFile(config) }),
+      redis: redisTimeoutsOf(config),
+      health: dependencies.reporter('cache'),
     });
     revocations = sessionRevocations(revocationCache);
   }
+  // Auth's keys keep verifying while auth cannot be reached (stale-if-error, JWKS_MAX_STALE_SECONDS).
+  const remoteVerifier = options.verifier
+    ? undefined
+    : createRemoteVerifier({
+        ...remoteVerifierOptionsOf(config),
+        health: dependencies.reporter('auth_keys'),
+      });
   const verifier = revocationAwareVerifier(
-    options.verifier ??
-      createRemoteVerifier({
-        jwksUrl: config.AUTH_JWKS_URL,
-        issuer: config.AUTH_ISSUER,
-        audience: config.AUTH_AUDIENCE,
-      }),
+    options.verifier ?? (remoteVerifier as AccessTokenVerifier),
     revocations,
     logger,
+    dependencies.reporter('cache'),
   );
   // The account's email changed in auth (verified there): the profile's copy follows.
   const emailSync = await bus.subscribe(
@@ -118,8 +132,12 @@ export async function createUsersApp(options: UsersAppOptions): Promise<UsersApp
     context: (base) => ({ ...base, userLoader: createUserLoader(service) }),
     readiness: [
       { name: 'store', check: () => store.ping() },
-      { name: 'events', check: () => bus.ping() },
+      // Soft: while the bus is down the outbox keeps the events, writes succeed (reported under `degraded`).
+      { name: 'events', check: () => bus.ping(), soft: true },
+      ...(revocationCache ? [{ name: 'cache', soft: true, check: async () => revocationCache?.ping() }] : []),
+      ...(remoteVerifier ? [{ name: 'auth_keys', soft: true, check: remoteVerifier.checkKeys }] : []),
     ],
+    dependencies,
     ...((options.discovery ?? true) ? { discovery: discoveryFromEnv(config) } : {}),
     onClose: [
       () => emailSync.stop(),
@@ -128,6 +146,7 @@ export async function createUsersApp(options: UsersAppOptions): Promise<UsersApp
       () => store.close(),
     ],
   });
+  events.metrics.register(server.metrics.registry, server.dependencies);
   relay.start();
   return {
     server,

@@ -373,6 +373,22 @@ export function userStoreContract(name: string, open: () => Promise<UserStore>):
       expect((await store.findById(user.id))?.email).toBe(taken.email.toUpperCase());
     });
 
+    it('keeps a poison outbox row in quarantine until replayed or discarded, under the relay lease', async () => {
+      const user = makeUser();
+      const event = createdEvent(user);
+      await store.insert(user, event);
+      const outcome = await store.recordFailure(event.id, { error: 'bad', permanent: true, maxAttempts: 5 });
+      expect(outcome).toEqual({ attempts: 1, quarantined: true });
+      expect(await store.pendingEvents(100)).toEqual([]);
+      expect((await store.quarantinedEvents()).map((q) => q.event)).toEqual([event]);
+      expect(await store.discardQuarantined([event.id])).toBe(1);
+      expect(await store.outboxStats()).toEqual({ pending: 0, quarantined: 0 });
+      expect(await store.acquireRelayLease('a', 60_000)).toBe(true);
+      expect(await store.acquireRelayLease('b', 60_000)).toBe(false);
+      await store.releaseRelayLease('a');
+      expect(await store.acquireRelayLease('b', 60_000)).toBe(true);
+    });
+
     it('closes idempotently', async () => {
       await store.close();
       await store.close();

@@ -63,7 +63,7 @@ describe('SQLite user store', () => {
     const db = openSqliteDatabase(file, { readonly: true });
     try {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal'); // persistent in the file
-      expect(db.pragma('user_version', { simple: true })).toBe(2);
+      expect(db.pragma('user_version', { simple: true })).toBe(3);
       const indexes = db
         .prepare<[], { name: string; sql: string | null }>(
           "SELECT name, sql FROM sqlite_master WHERE type = 'index'",

@@ -1,7 +1,8 @@
-import { notFound } from '@aiva/shared';
+import { notFound, outboxMethods } from '@aiva/shared';
 import {
   connectMongo,
   createMongoOutbox,
+  createMongoProcessedEvents,
   type MongoConnectionOptions,
   mapDuplicateKey as mapMongoDuplicateKey,
   setUpMongoStore,
@@ -204,9 +205,11 @@ export async function connectMongoAccountStore(options: MongoAccountStoreOptions
   const Token = connection.model<TokenDoc>('OneTimeToken', tokenSchema);
   const Removal = connection.model<RemovalDoc>('PendingProfileRemoval', removalSchema);
   const outbox = createMongoOutbox(connection);
+  // Events the consumers processed (`processed_events`, TTL 30 days: longer than the stream keeps events).
+  const processed = createMongoProcessedEvents(connection);
   const { write, ping, close } = await setUpMongoStore(
     connection,
-    [Account, Token, Removal, outbox.model],
+    [Account, Token, Removal, processed.model, ...outbox.models],
     mapDuplicateKey,
   );
   // No secret left in the outbox from older code (see PLAINTEXT_TOKEN_EVENT_TYPES).
@@ -267,6 +270,23 @@ export async function connectMongoAccountStore(options: MongoAccountStoreOptions
         await Token.deleteMany({ accountId: id }, { session: session ?? undefined }).exec();
         return true;
       });
+    },
+
+    async removeForEvent(consumer, eventId, id) {
+      return write(async (session) => {
+        // In the write's transaction: the removal and the record of the event id commit together.
+        const once = await processed.runOnce(session, consumer, eventId, async () => {
+          const doc = await Account.findOneAndDelete({ _id: id }, { session }).lean<AccountDoc>().exec();
+          if (!doc) return 'missing' as const;
+          await Token.deleteMany({ accountId: id }, { session: session ?? undefined }).exec();
+          return 'removed' as const;
+        });
+        return once.duplicate ? ('duplicate' as const) : once.result;
+      });
+    },
+
+    async hasProcessed(consumer, eventId) {
+      return processed.has(consumer, eventId);
     },
 
     async insertToken(token, events) {
@@ -355,8 +375,7 @@ export async function connectMongoAccountStore(options: MongoAccountStoreOptions
       return docs.map(removalFromDoc);
     },
 
-    pendingEvents: outbox.pendingEvents,
-    markPublished: outbox.markPublished,
+    ...outboxMethods(outbox),
     ping,
     close,
   };

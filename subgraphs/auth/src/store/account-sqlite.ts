@@ -2,9 +2,13 @@ import {
   type AivaEvent,
   conflict,
   createSqliteOutbox,
+  createSqliteProcessedEvents,
   notFound,
   openMigratedSqlite,
+  outboxMethods,
+  SQLITE_OUTBOX_RELAY_MIGRATION,
   SQLITE_OUTBOX_SCHEMA,
+  SQLITE_PROCESSED_EVENTS_SCHEMA,
   sqliteStoreLifecycle,
 } from '@aiva/shared';
 import type {
@@ -93,6 +97,9 @@ const MIGRATIONS: readonly string[] = [
    WHERE type IN ('aiva.auth.password_reset.requested.v1', 'aiva.auth.email_verification.requested.v1')
      AND coalesce(json_extract(payload, '$.data.token'), '') NOT LIKE 'sealed:v1:%';
   `,
+  // 3: outbox quarantine and the relay lease; events the consumers processed (idempotency by event id).
+  `${SQLITE_OUTBOX_RELAY_MIGRATION}
+  ${SQLITE_PROCESSED_EVENTS_SCHEMA}`,
 ];
 
 interface AccountRow {
@@ -214,6 +221,7 @@ export function openSqliteAccountStore(options: SqliteAccountStoreOptions): Acco
   });
 
   const outbox = createSqliteOutbox(db);
+  const processed = createSqliteProcessedEvents(db);
   const { ping, close } = sqliteStoreLifecycle(db);
   const stmt = {
     insertAccount: db.prepare<AccountRow>(
@@ -347,6 +355,18 @@ export function openSqliteAccountStore(options: SqliteAccountStoreOptions): Acco
       return stmt.deleteAccount.run(id).changes > 0;
     },
 
+    async removeForEvent(consumer, eventId, id) {
+      // The removal and the record of the event id commit together (one BEGIN IMMEDIATE).
+      const once = processed.runOnce(consumer, eventId, () =>
+        stmt.deleteAccount.run(id).changes > 0 ? ('removed' as const) : ('missing' as const),
+      );
+      return once.duplicate ? 'duplicate' : once.result;
+    },
+
+    async hasProcessed(consumer, eventId) {
+      return processed.has(consumer, eventId);
+    },
+
     async insertToken(token, events) {
       const now = Date.now();
       const cleanup = now - lastTokenCleanup >= TOKEN_CLEANUP_INTERVAL_MS;
@@ -407,8 +427,7 @@ export function openSqliteAccountStore(options: SqliteAccountStoreOptions): Acco
       return stmt.listRemovals.all().map(removalFromRow);
     },
 
-    pendingEvents: outbox.pendingEvents,
-    markPublished: outbox.markPublished,
+    ...outboxMethods(outbox),
 
     ping,
     close,

@@ -69,6 +69,14 @@ export interface AccountStore extends OutboxStore {
   setRoles(id: string, roles: readonly string[], at: Date): Promise<boolean>;
   /** Removes the account and its tokens; false for an unknown id. */
   remove(id: string): Promise<boolean>;
+  /**
+   * Removes the account and its tokens for an event (a profile deleted in users), idempotently by event: when
+   * `consumer` already processed `eventId` nothing happens (`duplicate`); else the account goes (`removed`, or
+   * `missing` when there is none) and the event id is recorded, in the same transaction as the removal.
+   */
+  removeForEvent(consumer: string, eventId: string, id: string): Promise<'removed' | 'missing' | 'duplicate'>;
+  /** Whether `consumer` processed `eventId` (`removeForEvent`), within the retention (30 days). */
+  hasProcessed(consumer: string, eventId: string): Promise<boolean>;
   insertToken(token: OneTimeTokenRecord, events: readonly AivaEvent[]): Promise<void>;
   /**
    * Atomically marks the token used when it exists for `purpose`, is unused and `expiresAt > now`; returns the

@@ -1,4 +1,13 @@
-import { closeRedis, conflict, connectRedis, createScript, type Logger } from '@aiva/shared';
+import {
+  AivaError,
+  conflict,
+  createRedisConnection,
+  DEFAULT_REDIS_CONNECT_TIMEOUT_MS,
+  type DependencyReporter,
+  type Logger,
+  type RedisClient,
+  RedisUnavailableError,
+} from '@aiva/shared';
 import { MAX_PREVIOUS_HASHES, type SessionRecord, type SessionStore } from './session.store.js';
 
 export interface RedisSessionStoreOptions {
@@ -7,8 +16,58 @@ export interface RedisSessionStoreOptions {
   /** Prepended to every key (default `aiva:auth:`), so services and test runs sharing a Redis do not collide. */
   keyPrefix?: string;
   logger?: Logger;
-  /** How long the first connection may take before giving up (default 5000). */
+  /** Deadline of opening a connection (REDIS_CONNECT_TIMEOUT_MS; default 5000). */
   connectTimeoutMs?: number;
+  /** Deadline of one command (REDIS_COMMAND_TIMEOUT_MS; default 1000). */
+  commandTimeoutMs?: number;
+  /**
+   * How long the store waits for Redis at start before giving up (default: the connect deadline): sessions are
+   * a hard dependency of auth, which does not serve without them.
+   */
+  startTimeoutMs?: number;
+  /** Where the connection's state changes go (dependency `sessions`); default: logged once per change. */
+  health?: DependencyReporter;
+}
+
+/**
+ * Sessions live in Redis and Redis cannot be reached at start: auth exits with this message rather than serve
+ * without them (the supervisor starts it again).
+ */
+export class SessionStoreUnavailableError extends Error {
+  constructor(waitedMs: number, options?: { cause?: unknown }) {
+    super(
+      `the session store (Redis at REDIS_URL) did not answer within ${waitedMs} ms: auth cannot serve without ` +
+        'its sessions; start Redis (or unset REDIS_URL for the SQLite session store)',
+      options,
+    );
+    this.name = 'SessionStoreUnavailableError';
+  }
+}
+
+/**
+ * What a caller gets for a session operation while Redis does not answer: a clear, retryable error (sign-in,
+ * refresh and sign-out need the store; tokens already issued keep working at the gateway).
+ */
+function sessionsUnavailable(cause: unknown): AivaError {
+  const error = new AivaError(
+    'INTERNAL_SERVER_ERROR',
+    'Sessions are unavailable right now: try again shortly',
+    {
+      reason: 'SESSIONS_UNAVAILABLE',
+    },
+  );
+  error.cause = cause;
+  return error;
+}
+
+/** Runs a store operation, turning "Redis does not answer" into `sessionsUnavailable`. */
+async function guarded<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    if (error instanceof RedisUnavailableError) throw sessionsUnavailable(error);
+    throw error;
+  }
 }
 
 // Layout (all under the key prefix):
@@ -115,18 +174,40 @@ function pairsToObject(reply: unknown): Record<string, string> {
   return out;
 }
 
-/** The Redis session adapter (node-redis v5). Commands fail fast while disconnected instead of queueing. */
+/**
+ * The Redis session adapter (node-redis v5, through `createRedisConnection`): every command has a deadline
+ * (REDIS_COMMAND_TIMEOUT_MS) and fails at once while Redis is not connected; the connection is re-established in
+ * the background after an outage. Sessions are a hard dependency: the store waits for Redis at start and throws
+ * SessionStoreUnavailableError when it does not answer; during an outage, operations fail with
+ * `reason: SESSIONS_UNAVAILABLE` and auth's `/ready` (check `sessions`) says not ready.
+ */
 export async function createRedisSessionStore(options: RedisSessionStoreOptions): Promise<SessionStore> {
   const prefix = options.keyPrefix ?? 'aiva:auth:';
-  const client = await connectRedis({
+  const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_REDIS_CONNECT_TIMEOUT_MS;
+  const connection = createRedisConnection({
     url: options.url,
-    logger: options.logger?.child({ component: 'session-store' }),
-    connectTimeoutMs: options.connectTimeoutMs,
+    name: 'sessions',
+    ...(options.logger ? { logger: options.logger.child({ component: 'session-store' }) } : {}),
+    ...(options.health ? { health: options.health } : {}),
+    connectTimeoutMs,
+    ...(options.commandTimeoutMs === undefined ? {} : { commandTimeoutMs: options.commandTimeoutMs }),
   });
+  const startTimeoutMs = options.startTimeoutMs ?? connectTimeoutMs;
+  try {
+    await connection.waitUntilUp(startTimeoutMs);
+  } catch (error) {
+    await connection.close();
+    throw new SessionStoreUnavailableError(startTimeoutMs, { cause: error });
+  }
+  const run = <T>(command: (client: RedisClient) => Promise<T>) => guarded(() => connection.run(command));
+  const script = (source: string) => {
+    const runScript = connection.script(source);
+    return (keys: string[], args: string[]) => guarded(() => runScript(keys, args));
+  };
   const scripts = {
-    create: createScript(client, CREATE_SCRIPT),
-    rotate: createScript(client, ROTATE_SCRIPT),
-    revoke: createScript(client, REVOKE_SCRIPT),
+    create: script(CREATE_SCRIPT),
+    rotate: script(ROTATE_SCRIPT),
+    revoke: script(REVOKE_SCRIPT),
   };
 
   const sessionKey = (id: string) => `${prefix}session:${id}`;
@@ -137,7 +218,7 @@ export async function createRedisSessionStore(options: RedisSessionStoreOptions)
 
   /** Drops ids of sessions that no longer exist (expired) from the user's set. */
   async function forget(userId: string, deadIds: string[]): Promise<void> {
-    if (deadIds.length > 0) await client.sRem(userKey(userId), deadIds);
+    if (deadIds.length > 0) await run((client) => client.sRem(userKey(userId), deadIds));
   }
 
   return {
@@ -156,7 +237,7 @@ export async function createRedisSessionStore(options: RedisSessionStoreOptions)
     },
 
     async get(id) {
-      return fromFields(await client.hGetAll(sessionKey(id)));
+      return fromFields(await run((client) => client.hGetAll(sessionKey(id))));
     },
 
     async rotate(id, expectedHash, nextHash, now) {
@@ -172,7 +253,7 @@ export async function createRedisSessionStore(options: RedisSessionStoreOptions)
     },
 
     async revokeAllForUser(userId, reason, now, exceptSessionId) {
-      const ids = (await client.sMembers(userKey(userId))).map(String);
+      const ids = (await run((client) => client.sMembers(userKey(userId)))).map(String);
       const targets = ids.filter((id) => id !== exceptSessionId);
       const results = await Promise.all(targets.map((id) => revokeOne(id, reason, now)));
       await forget(
@@ -183,9 +264,9 @@ export async function createRedisSessionStore(options: RedisSessionStoreOptions)
     },
 
     async listActiveForUser(userId, now) {
-      const ids = (await client.sMembers(userKey(userId))).map(String);
+      const ids = (await run((client) => client.sMembers(userKey(userId)))).map(String);
       const records = await Promise.all(
-        ids.map(async (id) => fromFields(await client.hGetAll(sessionKey(id)))),
+        ids.map(async (id) => fromFields(await run((client) => client.hGetAll(sessionKey(id))))),
       );
       await forget(
         userId,
@@ -203,9 +284,9 @@ export async function createRedisSessionStore(options: RedisSessionStoreOptions)
     },
 
     async ping() {
-      await client.ping();
+      await run((client) => client.ping());
     },
 
-    close: () => closeRedis(client),
+    close: () => connection.close(),
   };
 }

@@ -1,6 +1,8 @@
+import { outboxMethods } from '@aiva/shared';
 import {
   connectMongo,
   createMongoOutbox,
+  createMongoProcessedEvents,
   type MongoConnectionOptions,
   mapDuplicateKey as mapMongoDuplicateKey,
   setUpMongoStore,
@@ -44,24 +46,6 @@ const userSchema = new Schema<UserDoc>(
 );
 userSchema.index({ emailLower: 1 }, { unique: true, name: 'users_email_lower_unique' });
 userSchema.index({ usernameLower: 1 }, { unique: true, name: 'users_username_lower_unique' });
-
-/** An event a consumer of this store processed: `_id` is `<consumer>:<event id>`. */
-interface ProcessedDoc {
-  _id: string;
-  processedAt: Date;
-}
-
-/** Longer than the event stream keeps events (7 days), so a redelivery always finds its id. */
-const PROCESSED_RETENTION_SECONDS = 30 * 24 * 60 * 60;
-
-const processedSchema = new Schema<ProcessedDoc>(
-  { _id: { type: String, required: true }, processedAt: { type: Date, required: true } },
-  { collection: 'processed_events', versionKey: false, id: false, autoIndex: false },
-);
-processedSchema.index(
-  { processedAt: 1 },
-  { name: 'processed_events_ttl', expireAfterSeconds: PROCESSED_RETENTION_SECONDS },
-);
 
 function toDoc(user: UserRecord): UserDoc {
   return {
@@ -139,11 +123,12 @@ export function mapDuplicateKey(error: unknown): unknown {
 export async function connectMongoUserStore(options: MongoUserStoreOptions): Promise<UserStore> {
   const connection = await connectMongo(options);
   const User = connection.model<UserDoc>('User', userSchema);
-  const Processed = connection.model<ProcessedDoc>('ProcessedEvent', processedSchema);
   const outbox = createMongoOutbox(connection);
+  // Processed ids (`processed_events`, TTL 30 days: longer than the stream keeps events).
+  const processed = createMongoProcessedEvents(connection);
   const { write, ping, close } = await setUpMongoStore(
     connection,
-    [User, Processed, outbox.model],
+    [User, processed.model, ...outbox.models],
     mapDuplicateKey,
   );
 
@@ -212,13 +197,12 @@ export async function connectMongoUserStore(options: MongoUserStoreOptions): Pro
     },
 
     async syncEmail(change, makeEvent) {
-      const processedId = `${change.consumer}:${change.eventId}`;
       return write(async (session) => {
-        if (await Processed.exists({ _id: processedId }).session(session).exec()) return 'duplicate' as const;
-        const doc = await User.findOne({ _id: change.userId }).session(session).lean<UserDoc>().exec();
-        let result: 'updated' | 'unchanged' | 'missing' = 'missing';
-        if (doc && doc.email === change.email) result = 'unchanged';
-        else if (doc) {
+        // In the write's transaction: the change, its event and the record of the event id commit together.
+        const once = await processed.runOnce(session, change.consumer, change.eventId, async () => {
+          const doc = await User.findOne({ _id: change.userId }).session(session).lean<UserDoc>().exec();
+          if (!doc) return 'missing' as const;
+          if (doc.email === change.email) return 'unchanged' as const;
           const updated = await User.findOneAndUpdate(
             { _id: change.userId },
             { $set: patchToSet({ email: change.email }, change.at) },
@@ -226,20 +210,15 @@ export async function connectMongoUserStore(options: MongoUserStoreOptions): Pro
           )
             .lean<UserDoc>()
             .exec();
-          if (updated) {
-            await outbox.write([makeEvent(fromDoc(updated))], session);
-            result = 'updated';
-          }
-        }
-        // Recorded last: without transactions (standalone mongod) a crash before this line redoes the change,
-        // which is idempotent; with them, all of it commits together.
-        await Processed.create([{ _id: processedId, processedAt: change.at }], { session });
-        return result;
+          if (!updated) return 'missing' as const;
+          await outbox.write([makeEvent(fromDoc(updated))], session);
+          return 'updated' as const;
+        });
+        return once.duplicate ? ('duplicate' as const) : once.result;
       });
     },
 
-    pendingEvents: outbox.pendingEvents,
-    markPublished: outbox.markPublished,
+    ...outboxMethods(outbox),
     ping,
     close,
   };

@@ -2,7 +2,10 @@ import {
   type AivaEvent,
   conflict,
   createSqliteOutbox,
+  createSqliteProcessedEvents,
   openMigratedSqlite,
+  outboxMethods,
+  SQLITE_OUTBOX_RELAY_MIGRATION,
   SQLITE_OUTBOX_SCHEMA,
   sqliteStoreLifecycle,
 } from '@aiva/shared';
@@ -45,14 +48,9 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX processed_events_at ON processed_events (processed_at);
   DELETE FROM outbox WHERE published_at IS NOT NULL;
   `,
+  // 3: outbox quarantine (attempts, last error) and the relay lease shared by the instances on this file.
+  SQLITE_OUTBOX_RELAY_MIGRATION,
 ];
-
-/**
- * Processed event ids are kept this long: longer than the event stream keeps events (7 days), so a redelivery
- * always finds its id. Older ones are deleted at most once per interval, piggybacking on `syncEmail`.
- */
-const PROCESSED_RETENTION_MS = 30 * 24 * 60 * 60 * 1000;
-const PROCESSED_CLEANUP_INTERVAL_MS = 60 * 60 * 1000;
 
 interface UserRow {
   id: string;
@@ -124,6 +122,8 @@ export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore 
   const db = openMigratedSqlite(options.file, { migrations: MIGRATIONS, label: 'users database' });
 
   const outbox = createSqliteOutbox(db);
+  // Processed ids are pruned after 30 days (longer than the stream keeps events), inside `runOnce`.
+  const processed = createSqliteProcessedEvents(db);
   const { ping, close } = sqliteStoreLifecycle(db);
   const stmt = {
     insertUser: db.prepare<UserRow>(
@@ -145,15 +145,7 @@ export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore 
       'SELECT * FROM users WHERE id > ? ORDER BY id ASC LIMIT ?',
     ),
     count: db.prepare<[], number>('SELECT count(*) FROM users').pluck(),
-    processed: db
-      .prepare<[string, string], number>('SELECT 1 FROM processed_events WHERE consumer = ? AND event_id = ?')
-      .pluck(),
-    recordProcessed: db.prepare<[string, string, string]>(
-      'INSERT INTO processed_events (consumer, event_id, processed_at) VALUES (?, ?, ?)',
-    ),
-    deleteProcessedBefore: db.prepare<[string]>('DELETE FROM processed_events WHERE processed_at < ?'),
   };
-  let lastProcessedCleanup = 0;
 
   // Writes use BEGIN IMMEDIATE: they read before writing, and taking the write lock up front avoids
   // SQLITE_BUSY on lock upgrade when another process writes to the same file.
@@ -186,24 +178,19 @@ export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore 
     return true;
   });
 
-  const syncEmailTx = db.transaction(
-    (
-      change: { consumer: string; eventId: string; userId: string; email: string; at: Date },
-      makeEvent: (u: UserRecord) => AivaEvent,
-      cleanupBefore: string | null,
-    ): 'updated' | 'unchanged' | 'missing' | 'duplicate' => {
-      if (cleanupBefore !== null) stmt.deleteProcessedBefore.run(cleanupBefore);
-      if (stmt.processed.get(change.consumer, change.eventId)) return 'duplicate';
-      stmt.recordProcessed.run(change.consumer, change.eventId, change.at.toISOString());
-      const row = stmt.findById.get(change.userId);
-      if (!row) return 'missing';
-      if (row.email === change.email) return 'unchanged';
-      const updated = applyPatch(fromRow(row), { email: change.email }, change.at);
-      stmt.updateUser.run(toRow(updated));
-      outbox.write(makeEvent(updated));
-      return 'updated';
-    },
-  );
+  /** The email change of `syncEmail`, run by `processed.runOnce` inside its transaction. */
+  const applyEmail = (
+    change: { userId: string; email: string; at: Date },
+    makeEvent: (u: UserRecord) => AivaEvent,
+  ): 'updated' | 'unchanged' | 'missing' => {
+    const row = stmt.findById.get(change.userId);
+    if (!row) return 'missing';
+    if (row.email === change.email) return 'unchanged';
+    const updated = applyPatch(fromRow(row), { email: change.email }, change.at);
+    stmt.updateUser.run(toRow(updated));
+    outbox.write(makeEvent(updated));
+    return 'updated';
+  };
 
   return {
     kind: 'sqlite',
@@ -251,23 +238,16 @@ export function openSqliteUserStore(options: SqliteUserStoreOptions): UserStore 
     },
 
     async syncEmail(change, makeEvent) {
-      const now = Date.now();
-      const cleanup = now - lastProcessedCleanup >= PROCESSED_CLEANUP_INTERVAL_MS;
       try {
-        const result = syncEmailTx.immediate(
-          change,
-          makeEvent,
-          cleanup ? new Date(now - PROCESSED_RETENTION_MS).toISOString() : null,
-        );
-        if (cleanup) lastProcessedCleanup = now;
-        return result;
+        // The change, its event and the record of the event id commit together (one BEGIN IMMEDIATE).
+        const once = processed.runOnce(change.consumer, change.eventId, () => applyEmail(change, makeEvent));
+        return once.duplicate ? 'duplicate' : once.result;
       } catch (error) {
         throw mapUniqueViolation(error);
       }
     },
 
-    pendingEvents: outbox.pendingEvents,
-    markPublished: outbox.markPublished,
+    ...outboxMethods(outbox),
 
     ping,
     close,
