@@ -128,8 +128,7 @@ function suite(name: string, redisUrl: string | undefined) {
       );
       // Each registration is logged; the last line may reach us a moment after the registry answers.
       await waitFor(
-        async () =>
-          registry.lines.filter((line) => line.includes('"instance registered"')).length >= 3,
+        async () => registry.lines.filter((line) => line.includes('"instance registered"')).length >= 3,
         5_000,
         'the three registrations to be logged',
       );
