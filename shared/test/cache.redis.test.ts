@@ -5,7 +5,7 @@ import { ApolloCacheAdapter } from '../src/cache/apollo-cache.js';
 import type { Cache } from '../src/cache/cache.js';
 import { createCache } from '../src/cache/create-cache.js';
 import { createRedisCache } from '../src/cache/redis.js';
-import { RedisUnavailableError } from '../src/cache/redis-connection.js';
+import { createRedisConnection, RedisUnavailableError } from '../src/cache/redis-connection.js';
 import { createDependencyMonitor } from '../src/server/dependencies.js';
 import { CacheRateLimitStore } from '../src/server/rate-limit-store.js';
 import { cacheContract, describeInfra } from '../src/testing/index.js';
@@ -42,6 +42,37 @@ await describeInfra('Redis cache', { envVar: 'REDIS_URL', defaultUrl: 'redis://1
       /did not answer|ECONNREFUSED/,
     );
     expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('turns a connection lost under a command into RedisUnavailableError, and reports the dependency down', async () => {
+    const monitor = createDependencyMonitor();
+    const connection = createRedisConnection({
+      url,
+      name: 'broken',
+      commandTimeoutMs: 5_000,
+      health: monitor.reporter('broken'),
+    });
+    const other = createRedisConnection({ url, name: 'killer' });
+    try {
+      await connection.waitUntilUp(5_000);
+      await other.waitUntilUp(5_000);
+      const id = await connection.run((client) => client.sendCommand(['CLIENT', 'ID']));
+      // A command in flight (blocked on an empty list) when the server drops the connection.
+      const blocked = connection
+        .run((client) => client.sendCommand(['BLPOP', `${prefix}never`, '4']))
+        .then(
+          () => undefined,
+          (failure: unknown) => failure,
+        );
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await other.run((client) => client.sendCommand(['CLIENT', 'KILL', 'ID', String(id)]));
+      const error = await blocked;
+      expect(error).toBeInstanceOf(RedisUnavailableError);
+      expect(monitor.states().broken).toBe('down');
+    } finally {
+      await connection.close();
+      await other.close();
+    }
   });
 
   it('closes more than once without error', async () => {

@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto';
-import { createClient } from 'redis';
+import {
+  ClientClosedError,
+  ClientOfflineError,
+  ConnectionTimeoutError,
+  createClient,
+  DisconnectsClientError,
+  SocketClosedUnexpectedlyError,
+  SocketTimeoutError,
+} from 'redis';
 import type { Logger } from '../log.js';
 import { type DependencyReporter, loggingReporter } from '../server/dependencies.js';
 import type { RedisClient, RedisScript } from './redis-client.js';
@@ -30,6 +38,29 @@ export class RedisUnavailableError extends Error {
     );
     this.name = 'RedisUnavailableError';
   }
+}
+
+/** Socket-level error codes of a connection that broke under a command. */
+const CONNECTION_LOSS_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ETIMEDOUT', 'ECONNABORTED']);
+
+/**
+ * Whether a command failed because the connection went away (node-redis' socket and client-state errors, or a
+ * socket error code), as opposed to an error reply of the server, which is the command's own failure.
+ */
+function isConnectionLoss(error: unknown): boolean {
+  if (!(error instanceof Error) || error instanceof RedisUnavailableError) return false;
+  if (
+    error instanceof SocketClosedUnexpectedlyError ||
+    error instanceof ClientClosedError ||
+    error instanceof ClientOfflineError ||
+    error instanceof ConnectionTimeoutError ||
+    error instanceof SocketTimeoutError ||
+    error instanceof DisconnectsClientError
+  ) {
+    return true;
+  }
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && CONNECTION_LOSS_CODES.has(code);
 }
 
 export interface RedisConnectionOptions {
@@ -179,6 +210,12 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCon
       return await Promise.race([command(current), deadline]);
     } catch (error) {
       if (error instanceof RedisUnavailableError && error.reason === 'timeout') replace(current, error);
+      if (isConnectionLoss(error)) {
+        // The connection broke under this command (Redis killed, a reset): the same "not answering" as offline.
+        const unavailable = new RedisUnavailableError(name, 'offline', { cause: error });
+        markDown(unavailable);
+        throw unavailable;
+      }
       throw error;
     } finally {
       clearTimeout(timer);
