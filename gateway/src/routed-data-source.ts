@@ -25,9 +25,13 @@ type GatewayGraphQLResponse = Awaited<ReturnType<GraphQLDataSource['process']>>;
 /** Operations the gateway sends a subgraph: a mutation is never sent twice. */
 const MUTATION = /^\s*mutation\b/;
 
+/**
+ * No instance of the subgraph answered (none routable, or every attempt failed to connect): its fields fail with a
+ * retryable reason, the others are answered.
+ */
 function unavailable(name: string): GraphQLError {
   return new GraphQLError(`The ${name} service is unavailable`, {
-    extensions: { code: 'INTERNAL_SERVER_ERROR', serviceName: name },
+    extensions: { code: 'INTERNAL_SERVER_ERROR', reason: 'SERVICE_UNAVAILABLE', serviceName: name },
   });
 }
 

@@ -34,7 +34,7 @@ describe('a subgraph that is down', () => {
     expect(result.status).toBe(200);
     expect(result.body.errors?.[0]).toMatchObject({
       message: 'The users service is unavailable',
-      extensions: { code: 'INTERNAL_SERVER_ERROR', serviceName: 'users' },
+      extensions: { code: 'INTERNAL_SERVER_ERROR', reason: 'SERVICE_UNAVAILABLE', serviceName: 'users' },
     });
     expect(JSON.stringify(result.body)).not.toMatch(/ECONNREFUSED|127\.0\.0\.1/);
   });
