@@ -27,5 +27,11 @@ export const gatewayEnvSchema = commonEnvSchema.extend({
   RATE_LIMIT_MAX: z.coerce.number().int().min(0).default(600),
   /** The rate limit window, in seconds. */
   RATE_LIMIT_WINDOW_SECONDS: env.positiveInt(60),
+  /**
+   * Responses of at least this many bytes are compressed, with `br` or `gzip` as the client's accept-encoding
+   * asks (JSON and `/metrics` only; never server-sent events nor the service routes, which pass through as the
+   * service sent them); 0 turns compression off.
+   */
+  COMPRESSION_THRESHOLD_BYTES: z.coerce.number().int().min(0).default(1024),
 });
 export type GatewayConfig = z.infer<typeof gatewayEnvSchema>;

@@ -39,6 +39,7 @@ import { ApolloGateway } from '@apollo/gateway';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Agent } from 'undici';
+import { registerCompression } from './compression.js';
 import type { GatewayConfig } from './config.js';
 import { RoutedDataSource } from './routed-data-source.js';
 import { registerServiceRoutes } from './service-routes.js';
@@ -260,17 +261,19 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
     // Bad tokens fail with UNAUTHENTICATED (HTTP 401) before any subgraph is called.
     auth: verifier,
     trustProxy: config.TRUST_PROXY.length > 0 ? config.TRUST_PROXY : false,
-    ...(config.RATE_LIMIT_MAX > 0
-      ? {
-          plugins: (app: FastifyInstance) =>
-            registerRateLimit(app, {
-              cache: limiterCache,
-              max: config.RATE_LIMIT_MAX,
-              windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS,
-              health: cacheHealth,
-            }),
-        }
-      : {}),
+    // Both must see every route as it is added.
+    plugins: async (app: FastifyInstance) => {
+      // Responses of COMPRESSION_THRESHOLD_BYTES or more in br or gzip (never the service routes).
+      await registerCompression(app, { thresholdBytes: config.COMPRESSION_THRESHOLD_BYTES });
+      if (config.RATE_LIMIT_MAX > 0) {
+        await registerRateLimit(app, {
+          cache: limiterCache,
+          max: config.RATE_LIMIT_MAX,
+          windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS,
+          health: cacheHealth,
+        });
+      }
+    },
     configure: follower
       ? (app, { tokenCheck }) =>
           registerServiceRoutes(app, {

@@ -10,6 +10,7 @@ import {
 } from '@aiva/shared';
 import httpProxy from '@fastify/http-proxy';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { PASS_THROUGH } from './compression.js';
 
 type PublicRoute = RoutingTable['routes'][number];
 
@@ -93,6 +94,8 @@ export async function registerServiceRoutes(app: FastifyInstance, options: Servi
       upstream: '',
       prefix: '/',
       websocket: true,
+      // Responses stream through as the service sent them: the gateway does not compress them.
+      config: PASS_THROUGH,
       // Every method a service route may use; bodies pass through as streams. (OPTIONS is CORS preflight,
       // answered by the gateway itself.)
       httpMethods: ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT'],

@@ -15,6 +15,7 @@ import {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const INTROSPECTION = '{ __schema { queryType { name } } }';
 const TYPO = '{ echo { authorizaton } }';
+const GRAPHQL_RESPONSE = { accept: 'application/graphql-response+json' };
 
 type Echoed = {
   echo: {
@@ -62,11 +63,12 @@ describe('introspection and suggestions', () => {
   it('refuses introspection in production, and hides "did you mean" suggestions', async () => {
     for (const name of ['production', 'developmentOptOut']) {
       const url = gateways[name]!.url;
-      const introspection = await graphql(url, INTROSPECTION);
+      // HTTP 400 under the spec's media type (200 with the same errors under application/json).
+      const introspection = await graphql(url, INTROSPECTION, undefined, GRAPHQL_RESPONSE);
       expect(introspection.status).toBe(400);
       expect(introspection.body.data).toBeUndefined();
       expect(introspection.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
-      const typo = await graphql(url, TYPO);
+      const typo = await graphql(url, TYPO, undefined, GRAPHQL_RESPONSE);
       expect(typo.status).toBe(400);
       expect(typo.body.errors?.[0]?.message).toBe('Cannot query field "authorizaton" on type "Echo".');
       expect(JSON.stringify(typo.body)).not.toMatch(/Did you mean|"authorization"/);

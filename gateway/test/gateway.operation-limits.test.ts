@@ -7,12 +7,27 @@ import {
 import type { GraphQLResult } from '@aiva/shared/testing';
 import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type GatewayUnderTest, graphql, silentLogger, startGatewayWith } from './helpers/echo-stack.js';
+import {
+  type GatewayUnderTest,
+  graphql as postGraphql,
+  silentLogger,
+  startGatewayWith,
+} from './helpers/echo-stack.js';
 
 // Operation limits at their defaults (GRAPHQL_MAX_DEPTH 12, ALIASES 30, ROOT_FIELDS 20, MUTATIONS 5,
 // DIRECTIVES 50, TOKENS 15,000, COST 20,000), through the gateway and against a subgraph called directly: each
 // attack is refused before any resolver runs, and a query just within the limits, planned by the gateway into
 // subgraph fetches (`_entities` included), still works.
+
+/**
+ * Asks as current clients do, preferring `application/graphql-response+json`: a refusal is then HTTP 400 (under
+ * `application/json` it is 200 with the same errors, as any validation error; see the GraphQL-over-HTTP test).
+ */
+const graphql = <T = Record<string, unknown>>(
+  url: string,
+  query: string,
+  variables?: Record<string, unknown>,
+) => postGraphql<T>(url, query, variables, { accept: 'application/graphql-response+json' });
 
 const treeTypeDefs = parse(`
   extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key"])

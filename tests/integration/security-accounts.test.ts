@@ -183,7 +183,9 @@ describe('changing the email', () => {
       { e: newEmail },
       person.accessToken,
     );
-    expect(missing.status).toBe(400);
+    // A validation error (a required argument missing): refused before any resolver runs.
+    expect(missing.body.data).toBeUndefined();
+    expect(missing.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(await stack.auth.accounts.findByEmail(newEmail)).toBeNull();
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(mailbox.all('aiva.auth.email_change.requested.v1', newEmail)).toEqual([]);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   adminGraphql,
+  adminHeaders,
   bearer,
   type GatewayUnderTest,
   graphql,
@@ -375,14 +376,20 @@ describe('bad input through the gateway', () => {
     });
   }
 
-  it('answers malformed GraphQL with HTTP 400 and BAD_USER_INPUT', async () => {
+  // GraphQL over HTTP: a document error is HTTP 200 under `accept: application/json` (the default of this
+  // client), HTTP 400 under `application/graphql-response+json`.
+  it('answers malformed GraphQL with BAD_USER_INPUT: HTTP 200 under application/json', async () => {
     const result = await adminGraphql(gateway.url, '{ users(first: 2) { edges ');
-    expect(result.status).toBe(400);
+    expect(result.status).toBe(200);
+    expect(result.body.data).toBeUndefined();
     expect(result.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });
 
-  it('answers an unknown field with HTTP 400 and BAD_USER_INPUT', async () => {
-    const result = await adminGraphql(gateway.url, '{ users { nope } }');
+  it('answers an unknown field with BAD_USER_INPUT: HTTP 400 under application/graphql-response+json', async () => {
+    const result = await graphql(gateway.url, '{ users { nope } }', undefined, {
+      ...adminHeaders,
+      accept: 'application/graphql-response+json',
+    });
     expect(result.status).toBe(400);
     expect(result.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   });
@@ -432,9 +439,12 @@ describe('gateway over HTTP', () => {
     expect(await response.json()).toEqual({ data: { __typename: 'Query' } });
   });
 
-  it('refuses a simple GET without the CSRF-safe header', async () => {
-    const response = await fetch(`${gateway.url}?query=${encodeURIComponent('{ __typename }')}`);
-    expect(response.status).toBe(400);
+  it('serves an anonymous simple GET, refuses one with credentials without the CSRF-safe header', async () => {
+    const url = `${gateway.url}?query=${encodeURIComponent('{ __typename }')}`;
+    expect((await fetch(url)).status).toBe(200);
+    const refused = await fetch(url, { headers: { cookie: 'session=1' } });
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toMatchObject({ errors: [{ extensions: { reason: 'CSRF_PREVENTED' } }] });
   });
 
   it('serves automatic persisted queries', async () => {

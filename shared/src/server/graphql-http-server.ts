@@ -37,6 +37,7 @@ import {
   startBudget,
 } from './deadlines.js';
 import { createDependencyMonitor, type DependencyMonitor } from './dependencies.js';
+import { csrfPrevention, documentErrorStatus, graphqlResponseStatus } from './graphql-over-http.js';
 import { installHttpErrorHandlers, sendHttpError } from './http-errors.js';
 import { createServiceMetrics, type ServiceMetrics } from './metrics.js';
 import {
@@ -206,10 +207,11 @@ export function verifiedViewer(request: FastifyRequest): Viewer | undefined {
 }
 
 /**
- * fastify + Apollo Server with what every AIVA HTTP service has: `/graphql` (GET and POST), `/health` (the
- * process can serve), `/ready` (its hard dependencies answer; soft ones are reported as `degraded`), `/metrics`,
- * security headers, CORS, a body limit, deadlines (a budget per GraphQL request, HTTP timeouts), the shared
- * error formatter and graceful close.
+ * fastify + Apollo Server with what every AIVA HTTP service has: `/graphql` (GET and POST, with the
+ * GraphQL-over-HTTP status codes and the CSRF prevention of graphql-over-http.ts), `/health` (the process can
+ * serve), `/ready` (its hard dependencies answer; soft ones are reported as `degraded`), `/metrics`, security
+ * headers, CORS, a body limit, deadlines (a budget per GraphQL request, HTTP timeouts), the shared error
+ * formatter and graceful close.
  */
 export async function createGraphQLHttpServer<TContext extends RequestContext>(
   options: GraphQLHttpServerOptions<TContext>,
@@ -266,6 +268,8 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
     persistedQuerySizeLimit<TContext>(limits.persistedQueryBytes),
     // Work whose budget is spent stops: refused before execution, abandoned field by field during it.
     deadlinePlugin<TContext>((stage) => metrics.deadlineExceeded(stage)),
+    // Parse, validation and variable errors: HTTP 200 under `accept: application/json` (graphqlResponseStatus).
+    documentErrorStatus<TContext>(),
     ...(options.apollo.plugins ?? []),
   ];
   const apollo = new ApolloServer<TContext>({
@@ -279,6 +283,9 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
     logger: apolloLogger(logger),
     // Signals are the process's business (onShutdownSignal): Apollo must not stop or re-raise on its own.
     stopOnTerminationSignals: false,
+    // Ours instead (csrfPrevention, on the route): Apollo's refuses every GET without a preflight header, even
+    // the anonymous queries the GraphQL-over-HTTP spec describes.
+    csrfPrevention: false,
   });
   await apollo.start();
   await options.plugins?.(app);
@@ -356,8 +363,9 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
         },
       );
     }
+    const httpGraphQLRequest = httpGraphQLRequestOf(request);
     const execution = apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest: httpGraphQLRequestOf(request),
+      httpGraphQLRequest,
       context: () => buildContext(request, budget),
     });
     let timer: NodeJS.Timeout | undefined;
@@ -379,14 +387,17 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
       });
     }
     for (const [key, value] of response.headers) reply.header(key, value);
-    reply.code(response.status ?? 200);
+    reply.code(
+      graphqlResponseStatus(httpGraphQLRequest, response.status, response.headers.get('content-type')),
+    );
     if (response.body.kind === 'complete') return response.body.string;
     return reply.send(Readable.from(response.body.asyncIterator));
   };
   app.route({
     url: '/graphql',
     method: ['GET', 'POST', 'OPTIONS'],
-    onRequest: [startRequestBudget, verifyAccessToken],
+    // CSRF prevention first: a refused request costs no token verification.
+    onRequest: [csrfPrevention, startRequestBudget, verifyAccessToken],
     preParsing: rejectBadToken,
     onResponse: endRequestBudget,
     handler: graphqlHandler,
