@@ -1,6 +1,8 @@
-import { createMemoryBus, type MemoryBus, sdlHash } from '@aiva/shared';
+import { createMemoryBus, type MemoryBus, RedisUnavailableError, sdlHash } from '@aiva/shared';
 import { waitFor } from '@aiva/shared/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { RegistryStore } from '../src/registry/store.js';
+import { createMemoryRegistryStore } from '../src/registry/store-memory.js';
 import {
   api,
   authOf,
@@ -205,6 +207,60 @@ describe('lifecycle', () => {
     expect(table.supergraph).toEqual({ hash: expect.stringMatching(/^[0-9a-f]{64}$/), mode: 'committed' });
     const view = await api.instance(r.url, body.instanceId);
     expect(view).toMatchObject({ health: 'healthy', schema: 'ok', routable: true, source: 'register' });
+  });
+
+  it('keeps instances that kept heartbeating through an outage of its store (their heartbeats could not be written)', async () => {
+    // A store that fails while `down` (as Redis does when it is killed), then answers again with what it had.
+    const inner = createMemoryRegistryStore();
+    let down = false;
+    const failing = <T>(call: () => Promise<T>) =>
+      down ? Promise.reject(new RedisUnavailableError('registry', 'offline')) : call();
+    const store: RegistryStore = {
+      kind: 'redis',
+      put: (record, sdl) => failing(() => inner.put(record, sdl)),
+      update: (id, changes, sdl) => failing(() => inner.update(id, changes, sdl)),
+      addTraffic: (id, sample) => failing(() => inner.addTraffic(id, sample)),
+      remove: (id) => failing(() => inner.remove(id)),
+      get: (id) => failing(() => inner.get(id)),
+      list: () => failing(() => inner.list()),
+      sdlOf: (id) => failing(() => inner.sdlOf(id)),
+      version: () => failing(() => inner.version()),
+      holdLease: (owner, ttlMs) => failing(() => inner.holdLease(owner, ttlMs)),
+      releaseLease: (owner) => failing(() => inner.releaseLease(owner)),
+      ping: () => failing(() => inner.ping()),
+      close: () => inner.close(),
+    };
+    const r = await registry({}, { store });
+    const products = await subgraph('products');
+    const id = await registerOk(r.url, registrationOf(products));
+    // Heartbeats just inside the TTL (1 s), as production's 2 s in 6 s: after the outage, the sweep (every 500 ms)
+    // comes before the next heartbeat.
+    let beating = true;
+    const beats = (async () => {
+      while (beating) {
+        await api.heartbeat(r.url, id, authOf('products')).catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 900));
+      }
+    })();
+    cleanups.push(async () => {
+      beating = false;
+      await beats;
+    });
+    await waitFor(async () => routable(r, 'products', id), WAIT, 'the instance to be routable');
+    down = true;
+    // Meanwhile a heartbeat is answered 503 with a clear reason (not a 500 logged per request).
+    const during = await api.heartbeat(r.url, id, authOf('products'));
+    expect(during.status).toBe(503);
+    expect(await during.json()).toMatchObject({
+      errors: [{ extensions: { code: 'INTERNAL_SERVER_ERROR', reason: 'DEPENDENCY_UNAVAILABLE' } }],
+    });
+    // Longer than the TTL (1 s): every stored heartbeat is older than the TTL when the store is back.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    down = false;
+    // Several sweeps (every 500 ms) after the store answers again, the instance heartbeats on and is still there.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(await api.instance(r.url, id)).toBeDefined();
+    expect(await routable(r, 'products', id)).toBe(true);
   });
 
   it('keeps an instance that heartbeats and drops one that falls silent past the TTL', async () => {

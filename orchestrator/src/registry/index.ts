@@ -2,8 +2,10 @@ import {
   connectRedis,
   type EventBus,
   installHttpErrorHandlers,
+  isRedisUnavailable,
   type Logger,
   registerSecurity,
+  sendHttpError,
 } from '@aiva/shared';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { OrchestratorConfig } from '../config.js';
@@ -133,6 +135,7 @@ export async function createRegistryApp(options: RegistryAppOptions): Promise<Re
   });
   await registerSecurity(app, { corsOrigins: [] });
   installHttpErrorHandlers(app, { bodyLimit: settings.bodyLimitBytes, logger });
+  answerStoreOutages(app, logger);
   registerRegistryApi(app, {
     registry,
     store,
@@ -183,4 +186,31 @@ export async function createRegistryApp(options: RegistryAppOptions): Promise<Re
       return closing;
     },
   };
+}
+
+/**
+ * A request the store cannot serve now (Redis down) answers 503 with a clear error, and the outage is logged once
+ * when it starts (the replica logs when the store is reachable again), not once per request: instances keep
+ * heartbeating through it and register again if they have to.
+ */
+function answerStoreOutages(app: FastifyInstance, logger: Logger): void {
+  const previous = app.errorHandler;
+  let loggedAt = Number.NEGATIVE_INFINITY;
+  app.setErrorHandler(function handle(error, request, reply) {
+    if (!isRedisUnavailable(error)) return previous.call(this, error, request, reply);
+    if (Date.now() - loggedAt > 60_000) {
+      loggedAt = Date.now();
+      logger.warn(
+        { err: (error as Error).message },
+        'registry store unavailable: answering 503 until it is back (logged at most once a minute)',
+      );
+    }
+    return sendHttpError(
+      reply,
+      503,
+      'The registry store is unavailable right now: try again shortly',
+      'INTERNAL_SERVER_ERROR',
+      { reason: 'DEPENDENCY_UNAVAILABLE' },
+    );
+  });
 }

@@ -22,6 +22,7 @@ import {
 } from './instance.js';
 import { buildRoutingTable, type RouteConflict } from './routing-table.js';
 import type { RegistryStore } from './store.js';
+import { type OutageAwareStore, outageAware } from './store-outages.js';
 
 /** A registration under an instance id another service owns. */
 export class InstanceIdTakenError extends Error {
@@ -77,7 +78,7 @@ type Gone = Map<string, { record: InstanceRecord; reason: string }>;
  * instances that become or stop being routable are published as `aiva.orchestrator.instance.up.v1` / `.down.v1`.
  */
 export class Registry {
-  private readonly store: RegistryStore;
+  private readonly store: OutageAwareStore;
   private readonly composer: SupergraphComposer;
   private readonly settings: RegistrySettings;
   private readonly logger: Logger;
@@ -95,12 +96,12 @@ export class Registry {
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: RegistryOptions) {
-    this.store = options.store;
+    this.now = options.now ?? (() => new Date());
+    this.store = outageAware(options.store, () => this.now().getTime());
     this.composer = options.composer;
     this.settings = options.settings;
     this.logger = options.logger;
     this.bus = options.bus;
-    this.now = options.now ?? (() => new Date());
     this.startedAt = this.now().getTime();
     this.derived = this.compute();
   }
@@ -432,12 +433,17 @@ export class Registry {
 
   /**
    * Drops instances silent for longer than the TTL ("missed heartbeats"). DNS-discovered instances leave with
-   * their DNS answer instead. An instance recovered from the store gets a full TTL from this registry's start.
+   * their DNS answer instead. An instance recovered from the store gets a full TTL from this registry's start, and
+   * every instance a full TTL from the end of an outage of the store.
    */
   sweep(): Promise<void> {
     return this.exclusive(async () => {
+      // Asked first, so that a store answering again right now counts as recovered before anyone is judged.
+      await this.store.version();
       const deadline = this.now().getTime() - this.settings.instanceTtlMs;
-      if (this.startedAt > deadline) return;
+      // After a start, or after the store could not be reached (heartbeats could not be written), every instance
+      // gets a full TTL to be heard again.
+      if (this.startedAt > deadline || this.store.recoveredAt() > deadline) return;
       const silent = [...this.cache.values()].filter(
         (r) => r.source !== 'dns' && Date.parse(r.lastHeartbeat) < deadline,
       );

@@ -47,7 +47,7 @@ const CONNECTION_LOSS_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'E
  * Whether a command failed because the connection went away (node-redis' socket and client-state errors, or a
  * socket error code), as opposed to an error reply of the server, which is the command's own failure.
  */
-function isConnectionLoss(error: unknown): boolean {
+export function isConnectionLoss(error: unknown): boolean {
   if (!(error instanceof Error) || error instanceof RedisUnavailableError) return false;
   if (
     error instanceof SocketClosedUnexpectedlyError ||
@@ -295,4 +295,9 @@ export async function closeWithin(redis: RedisClient, timeoutMs: number): Promis
     clearTimeout(timer);
     destroyQuietly(redis);
   }
+}
+
+/** Whether an error means "Redis cannot be reached now" (not connected, no answer in time, connection lost). */
+export function isRedisUnavailable(error: unknown): boolean {
+  return error instanceof RedisUnavailableError || isConnectionLoss(error);
 }
