@@ -95,11 +95,10 @@ async function call(
     const body = (await response.json()) as Answer;
     stats.latencies.push(performance.now() - started);
     if (body.errors?.length) {
-      const first = body.errors[0]?.extensions;
-      fail(
-        operation,
-        `${first?.code ?? `HTTP ${response.status}`}${first?.reason ? `/${first.reason}` : ''}`,
-      );
+      const first = body.errors[0];
+      const code = first?.extensions?.code ?? `HTTP ${response.status}`;
+      // The reason when there is one, else the message (AIVA's messages carry no internals).
+      fail(operation, `${code}/${first?.extensions?.reason ?? first?.message.slice(0, 60)}`);
       return undefined;
     }
     return body;
