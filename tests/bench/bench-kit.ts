@@ -27,7 +27,7 @@ export async function startProcess(
   args: string[],
   env: Record<string, string> = {},
   options: { script?: boolean } = {},
-): Promise<{ url: string; stop: () => void }> {
+): Promise<{ url: string; pid: number; stop: () => void }> {
   const script = options.script ? args[0]! : fileURLToPath(new URL('./bench-stack.ts', import.meta.url));
   const rest = options.script ? args.slice(1) : args;
   const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', script, ...rest], {
@@ -41,21 +41,26 @@ export async function startProcess(
       if (line.startsWith('{"url"')) resolve((JSON.parse(line) as { url: string }).url);
     });
   });
-  return { url, stop: () => child.kill('SIGTERM') };
+  return { url, pid: child.pid!, stop: () => child.kill('SIGTERM') };
 }
 
-/** POSTs one GraphQL operation for `durationS` seconds over CONNECTIONS connections. */
+/**
+ * POSTs one GraphQL operation for `durationS` seconds over CONNECTIONS connections; or, with `nextBody`, a body
+ * of its making for every request (distinct operations, which no deduplication can merge).
+ */
 export async function load(
   target: string,
   url: string,
   body: { query: string; variables?: Record<string, unknown> },
-  options: { durationS?: number; headers?: Record<string, string> } = {},
+  options: { durationS?: number; headers?: Record<string, string>; nextBody?: () => string } = {},
 ): Promise<Figures> {
+  const { nextBody } = options;
   const result = await autocannon({
     url,
     method: 'POST',
     headers: { 'content-type': 'application/json', ...options.headers },
     body: JSON.stringify(body),
+    ...(nextBody ? { requests: [{ setupRequest: (request) => ({ ...request, body: nextBody() }) }] } : {}),
     connections: CONNECTIONS,
     duration: options.durationS ?? DURATION_S,
     // A GraphQL error rides in a 200: count it as a failed request (autocannon's body mismatches).

@@ -1,6 +1,7 @@
-// A plain @apollo/gateway on fastify, for side-by-side benchmarks: the committed supergraph, each subgraph at
-// SUBGRAPH_<NAME>_URL, the caller's Authorization header passed on, nothing else (no token check, no limits, no
-// registry). Prints one JSON line `{ "url": ... }` once listening; stops on SIGTERM.
+// A plain @apollo/gateway on fastify, for side-by-side benchmarks: the supergraph at SUPERGRAPH_PATH (default: the
+// committed one), each subgraph at its routing URL or SUBGRAPH_<NAME>_URL, the caller's Authorization header passed
+// on, nothing else (no token check, no limits, no registry). Prints one JSON line `{ "url": ... }` once listening;
+// stops on SIGTERM or SIGINT.
 import { readSupergraph, subgraphUrlOverrides } from '@aiva/shared';
 import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
@@ -9,7 +10,7 @@ import Fastify from 'fastify';
 
 const overrides = subgraphUrlOverrides();
 const gateway = new ApolloGateway({
-  supergraphSdl: readSupergraph(),
+  supergraphSdl: readSupergraph(process.env.SUPERGRAPH_PATH),
   buildService: ({ name, url }) =>
     new RemoteGraphQLDataSource({
       url: overrides[name] ?? url,
@@ -33,7 +34,9 @@ await app.listen({ port: 0, host: '127.0.0.1' });
 const address = app.server.address();
 const port = typeof address === 'object' && address ? address.port : 0;
 process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${port}/graphql` })}\n`);
-process.once('SIGTERM', async () => {
+const stop = async () => {
   await apollo.stop();
   process.exit(0);
-});
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);
