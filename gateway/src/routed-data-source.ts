@@ -101,7 +101,9 @@ export class RoutedDataSource implements GraphQLDataSource<RequestContext> {
         {
           retryable: !MUTATION.test(query),
           timeoutMs: this.timeoutMs,
-          ...(budget ? { signal: budget } : {}),
+          // The budget's signal aborts at its deadline: an attempt that would not time out before needs no
+          // timer of its own.
+          ...(budget ? { signal: budget, ...(deadline !== undefined ? { deadline } : {}) } : {}),
         },
         (endpoint, signal) => this.send(endpoint.graphqlUrl, withDeadline(headers, deadline), body, signal),
       );

@@ -20,6 +20,45 @@ export interface AccessTokenVerifier {
 export interface VerifierOptions {
   issuer: string;
   audience: string;
+  /**
+   * How many verified tokens are remembered, each until its `exp` (default 10,000; 0 turns the cache off): a
+   * token seen again is not verified again (no signature check, no key lookup).
+   */
+  cacheSize?: number;
+}
+
+/** Default bound of the verified-token cache (`cacheSize`). */
+export const DEFAULT_VERIFIED_TOKEN_CACHE_SIZE = 10_000;
+
+/**
+ * Tokens that passed verification, each with its viewer until the token's `exp` (never longer: an expired token
+ * is verified again, and refused). Bounded: past `maxEntries` the oldest entry goes first (insertion order, which
+ * is close to expiry order as every token lives as long). Only successes are kept; a refused token is checked
+ * again each time.
+ */
+function verifiedTokenCache(maxEntries: number) {
+  const entries = new Map<string, { viewer: Viewer; expiresAt: number }>();
+  return {
+    get(token: string): Viewer | undefined {
+      const entry = entries.get(token);
+      if (!entry) return undefined;
+      if (Date.now() >= entry.expiresAt) {
+        entries.delete(token);
+        return undefined;
+      }
+      return entry.viewer;
+    },
+    set(token: string, viewer: Viewer, exp: number): void {
+      if (maxEntries <= 0) return;
+      const expiresAt = exp * 1000;
+      if (Date.now() >= expiresAt) return;
+      if (entries.size >= maxEntries && !entries.has(token)) {
+        const oldest = entries.keys().next().value;
+        if (oldest !== undefined) entries.delete(oldest);
+      }
+      entries.set(token, { viewer, expiresAt });
+    },
+  };
 }
 
 /** Reasons a token was refused, for logs and tests (clients only ever see "Invalid or expired access token"). */
@@ -46,15 +85,31 @@ const rolesOf = (value: unknown): string[] =>
 /**
  * Verifies access tokens with an explicit algorithm allowlist (EdDSA), `typ: at+jwt`, issuer, audience,
  * expiry (30 s clock tolerance) and the claims AIVA needs (`sub`, `sid`, `roles`).
+ *
+ * A verified token is remembered until its `exp` (bounded by `cacheSize`), so the same token on the next
+ * request skips the signature check (the largest cost of a request at the gateway). That is all it skips: the
+ * cache holds what the token itself proves, so checks that can change while a token lives — a revoked session
+ * (`revocationAwareVerifier`, which wraps this verifier) — still run on every request. A token stays accepted
+ * until its `exp` even if the key that signed it leaves the key set meanwhile, as it would on the keys in hand
+ * between two JWKS refreshes; keys too old to use (`cachedKeysUsable`) vouch for no token, remembered or not.
  */
 export function createVerifier(
   getKey: JWTVerifyGetKey,
   options: VerifierOptions,
+  /**
+   * Asked before a remembered token is accepted; false verifies it in full again. The remote key set answers
+   * false once its keys are too old to use, and does what a key lookup does for the keys' freshness (a due
+   * refresh, the count of verifications done with stale keys).
+   */
+  cachedKeysUsable: () => boolean = () => true,
 ): AccessTokenVerifier & {
   /** Like verify, but rejects with InvalidTokenError carrying the reason. */
   inspect(token: string): Promise<Viewer>;
 } {
+  const cache = verifiedTokenCache(options.cacheSize ?? DEFAULT_VERIFIED_TOKEN_CACHE_SIZE);
   const inspect = async (token: string): Promise<Viewer> => {
+    const known = cache.get(token);
+    if (known && cachedKeysUsable()) return known;
     try {
       const { payload } = await jwtVerify(token, getKey, {
         algorithms: [...ACCESS_TOKEN_ALGORITHMS],
@@ -65,12 +120,16 @@ export function createVerifier(
         clockTolerance: 30,
       });
       const sub = String(payload.sub);
-      return {
+      // Frozen: the same viewer answers every request with this token.
+      const viewer: Viewer = Object.freeze({
         userId: sub,
         sessionId: String(payload.sid),
-        roles: rolesOf(payload.roles),
+        roles: Object.freeze(rolesOf(payload.roles)),
         kind: sub.startsWith(SERVICE_SUBJECT_PREFIX) ? 'service' : 'user',
-      };
+      });
+      // `exp` is a required claim, a number once jose accepted the token.
+      if (typeof payload.exp === 'number') cache.set(token, viewer, payload.exp);
+      return viewer;
     } catch (error) {
       if (error instanceof KeysUnavailableError) throw error;
       throw new InvalidTokenError(reasonOf(error));
@@ -165,6 +224,12 @@ export function createRemoteKeySet(options: RemoteVerifierOptions): {
   prefetch(): Promise<void>;
   /** Resolves when usable keys are in hand and the last fetch succeeded; throws otherwise (`/ready` detail). */
   check(): Promise<void>;
+  /**
+   * For a token verified earlier (the verifier's cache): whether the keys in hand may still vouch for it — false
+   * past `maxStaleSeconds` or with no keys, as `getKey` would refuse. Like `getKey`, it starts a due refresh and
+   * counts the verification as degraded while the keys cannot be refreshed.
+   */
+  vouches(): boolean;
 } {
   const now = options.now ?? Date.now;
   const url = new URL(options.jwksUrl);
@@ -215,19 +280,26 @@ export function createRemoteKeySet(options: RemoteVerifierOptions): {
 
   const usable = () => keys !== undefined && now() - keys.fetchedAt <= maxStaleMs;
 
+  /** Keys in hand but due for a refresh: fetched again in the background (stale-while-revalidate). */
+  function refreshIfDue(): void {
+    if (
+      now() - (keys?.fetchedAt ?? 0) > refreshMs &&
+      !fetching &&
+      !(lastFailed && now() - lastAttempt < retryMs)
+    ) {
+      fetchKeys().catch(() => undefined);
+    }
+  }
+
   const getKey: JWTVerifyGetKey = async (header, token) => {
     if (!usable()) {
       // No keys in hand: a token waits for a fetch of its own (or the one in flight) rather than being refused
       // because a probe's fetch failed a moment ago, while auth was still starting. One fetch at a time.
       await (fetching ?? fetchKeys()).catch(() => undefined);
       if (!usable()) throw new KeysUnavailableError();
-    } else if (
-      now() - (keys?.fetchedAt ?? 0) > refreshMs &&
-      !fetching &&
-      !(lastFailed && now() - lastAttempt < retryMs)
-    ) {
+    } else {
       // Stale-while-revalidate: this token is checked with the keys in hand.
-      fetchKeys().catch(() => undefined);
+      refreshIfDue();
     }
     const inHand = keys;
     if (!inHand) throw new KeysUnavailableError();
@@ -262,6 +334,12 @@ export function createRemoteKeySet(options: RemoteVerifierOptions): {
       if (!usable()) throw new KeysUnavailableError();
       if (lastFailed) throw new Error('the JWKS cannot be fetched: verifying with the last good keys');
     },
+    vouches() {
+      if (!usable()) return false;
+      refreshIfDue();
+      if (lastFailed) health?.degraded('token_verification');
+      return true;
+    },
   };
 }
 
@@ -273,15 +351,21 @@ export function createRemoteKeySet(options: RemoteVerifierOptions): {
 export function createRemoteVerifier(options: RemoteVerifierOptions & { prefetch?: boolean }) {
   const keySet = createRemoteKeySet(options);
   if (options.prefetch) void keySet.prefetch();
-  return Object.assign(createVerifier(keySet.getKey, options), {
+  return Object.assign(createVerifier(keySet.getKey, options, keySet.vouches), {
     /** For `/ready` (dependency `auth_keys`): throws while the JWKS cannot be fetched. */
     checkKeys: keySet.check,
   });
 }
 
-/** A verifier over a key set held in memory (auth itself, tests). `keys` is read on every verification. */
+/**
+ * A verifier over a key set held in memory (auth itself, tests). `keys` is read on every verification, and no
+ * verified token is remembered unless `cacheSize` says so: auth refuses the tokens of a key it has dropped at once.
+ */
 export function createLocalVerifier(options: VerifierOptions & { keys: () => JSONWebKeySet }) {
-  return createVerifier((header, token) => createLocalJWKSet(options.keys())(header, token), options);
+  return createVerifier((header, token) => createLocalJWKSet(options.keys())(header, token), {
+    ...options,
+    cacheSize: options.cacheSize ?? 0,
+  });
 }
 
 /** `Bearer <token>` → token; undefined for no header; UNAUTHENTICATED for any other scheme or shape. */
