@@ -64,7 +64,8 @@ describe('SQLite outbox shared by several relays', () => {
     };
   }
 
-  it('two relays on one SQLite file (two connections) publish each event exactly once', async () => {
+  /** Two connections to one fresh SQLite outbox file: two instances of a service sharing its store. */
+  function twoConnectionsToOneFile() {
     const dir = mkdtempSync(join(tmpdir(), 'aiva-outbox-'));
     dirs.push(dir);
     const file = join(dir, 'store.sqlite');
@@ -74,6 +75,11 @@ describe('SQLite outbox shared by several relays', () => {
       () => one.db.close(),
       () => two.db.close(),
     );
+    return [one, two] as const;
+  }
+
+  it('two relays on one SQLite file (two connections) publish each event exactly once', async () => {
+    const [one, two] = twoConnectionsToOneFile();
     const bus = countingBus();
     const leadership: string[] = [];
     const relays = [one, two].map(
@@ -111,15 +117,7 @@ describe('SQLite outbox shared by several relays', () => {
   });
 
   it('a relay whose holder died takes over once the lease expired', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'aiva-outbox-'));
-    dirs.push(dir);
-    const file = join(dir, 'store.sqlite');
-    const one = openOutbox(file);
-    const two = openOutbox(file);
-    cleanups.push(
-      () => one.db.close(),
-      () => two.db.close(),
-    );
+    const [one, two] = twoConnectionsToOneFile();
     const bus = countingBus();
     // The "dead" instance: it took the lease and never renews or releases it.
     expect(await one.outbox.acquireRelayLease('dead-instance', 300)).toBe(true);

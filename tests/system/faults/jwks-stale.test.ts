@@ -1,6 +1,6 @@
 import { bearer, graphql, waitFor } from '@aiva/shared/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { metricValue, type RunningServices, startServices } from '../helpers/services.js';
+import { metricValue, type RunningServices, signUpThrough, startServices } from '../helpers/services.js';
 import { freePort, type Spawned, spawnNode } from '../helpers/system.js';
 
 // Fault: auth (which publishes the JWKS) stopped for longer than the verifiers keep its keys fresh
@@ -10,7 +10,6 @@ import { freePort, type Spawned, spawnNode } from '../helpers/system.js';
 // (reason AUTH_KEYS_UNAVAILABLE), never 401, so clients keep their sessions and retry.
 
 const USER = 'query($id: ID!) { user(id: $id) { id email } }';
-const SIGN_UP = `mutation($input: SignUpInput!) { signUp(input: $input) { accessToken user { id } } }`;
 const EMAIL = 'stale@example.test';
 
 let services: RunningServices;
@@ -30,16 +29,13 @@ async function freshGateway(): Promise<string> {
 
 beforeAll(async () => {
   services = await startServices({ env: { JWKS_REFRESH_SECONDS: '1' } });
-  const signedUp = await graphql<{ signUp: { accessToken: string; user: { id: string } } }>(
-    services.gatewayUrl,
-    SIGN_UP,
-    {
-      input: { email: EMAIL, password: 'a long password', username: 'stale', firstName: 'J', lastName: 'W' },
-    },
-  );
-  expect(signedUp.body.errors).toBeUndefined();
-  token = signedUp.body.data!.signUp.accessToken;
-  userId = signedUp.body.data!.signUp.user.id;
+  ({ token, userId } = await signUpThrough(services.gatewayUrl, {
+    email: EMAIL,
+    password: 'a long password',
+    username: 'stale',
+    firstName: 'J',
+    lastName: 'W',
+  }));
   // The gateway and users verify the token once: each fetches auth's keys.
   const seen = await graphql<{ user: { email: string } }>(
     services.gatewayUrl,

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { bearer, graphql } from '@aiva/shared/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { metricValue, type RunningServices, startServices } from '../helpers/services.js';
+import { metricValue, type RunningServices, signUpThrough, startServices } from '../helpers/services.js';
 import { type SilentServer, startSilentServer } from '../helpers/silent-server.js';
 
 // Fault: a Redis that accepts connections and never answers (a server stuck in a long pause, a black-holed
@@ -12,7 +12,6 @@ import { type SilentServer, startSilentServer } from '../helpers/silent-server.j
 // Auth keeps its sessions in SQLite here (sessions in Redis are a hard dependency: see redis-restart.test.ts).
 
 const REQUEST_TIMEOUT_MS = 5_000;
-const SIGN_UP = `mutation($input: SignUpInput!) { signUp(input: $input) { accessToken user { id } } }`;
 const USER = 'query($id: ID!) { user(id: $id) { id email } }';
 
 let silent: SilentServer;
@@ -36,22 +35,13 @@ beforeAll(async () => {
       auth: { REDIS_URL: undefined },
     },
   });
-  const signedUp = await graphql<{ signUp: { accessToken: string; user: { id: string } } }>(
-    services.gatewayUrl,
-    SIGN_UP,
-    {
-      input: {
-        email: 'hangs@example.test',
-        password: 'a long password',
-        username: 'hangs',
-        firstName: 'Redis',
-        lastName: 'Hangs',
-      },
-    },
-  );
-  expect(signedUp.body.errors).toBeUndefined();
-  token = signedUp.body.data!.signUp.accessToken;
-  userId = signedUp.body.data!.signUp.user.id;
+  ({ token, userId } = await signUpThrough(services.gatewayUrl, {
+    email: 'hangs@example.test',
+    password: 'a long password',
+    username: 'hangs',
+    firstName: 'Redis',
+    lastName: 'Hangs',
+  }));
 }, 120_000);
 
 afterAll(async () => {

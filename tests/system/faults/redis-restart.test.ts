@@ -1,7 +1,7 @@
 import { bearer, graphql, waitFor } from '@aiva/shared/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisServer, type TestRedisServer } from '../helpers/redis-server.js';
-import { metricValue, type RunningServices, startServices } from '../helpers/services.js';
+import { metricValue, type RunningServices, signUpThrough, startServices } from '../helpers/services.js';
 import { freePort, spawnNode } from '../helpers/system.js';
 
 // Fault: the one Redis of AIVA killed (its data gone: no persistence) and started again on the same port.
@@ -11,7 +11,6 @@ import { freePort, spawnNode } from '../helpers/system.js';
 // back by itself: the rate limit counts again, signing in works, and tokens already issued kept working all along.
 
 const RATE_LIMIT_MAX = 8;
-const SIGN_UP = `mutation($input: SignUpInput!) { signUp(input: $input) { accessToken refreshToken user { id } } }`;
 const SIGN_IN = `mutation($input: SignInInput!) { signIn(input: $input) { accessToken refreshToken } }`;
 const REFRESH = 'mutation($token: String!) { refreshSession(refreshToken: $token) { accessToken } }';
 const USER = 'query($id: ID!) { user(id: $id) { id email } }';
@@ -51,22 +50,13 @@ beforeAll(async () => {
       RATE_LIMIT_WINDOW_SECONDS: '600',
     },
   });
-  const signedUp = await graphql<{ signUp: { accessToken: string; user: { id: string } } }>(
-    services.gatewayUrl,
-    SIGN_UP,
-    {
-      input: {
-        email: EMAIL,
-        password: PASSWORD,
-        username: 'restart',
-        firstName: 'Redis',
-        lastName: 'Restart',
-      },
-    },
-  );
-  expect(signedUp.body.errors).toBeUndefined();
-  token = signedUp.body.data!.signUp.accessToken;
-  userId = signedUp.body.data!.signUp.user.id;
+  ({ token, userId } = await signUpThrough(services.gatewayUrl, {
+    email: EMAIL,
+    password: PASSWORD,
+    username: 'restart',
+    firstName: 'Redis',
+    lastName: 'Restart',
+  }));
 }, 120_000);
 
 afterAll(async () => {

@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitFor } from '@aiva/shared/testing';
+import { graphql, waitFor } from '@aiva/shared/testing';
+import { expect } from 'vitest';
 import { cleanEnv, freePort, type Spawned, spawnNode } from './system.js';
 
 /** The services of AIVA, as processes of their own (no orchestrator): what fault tests start and kill. */
@@ -151,4 +152,22 @@ export function metricValue(text: string, name: string, labels: Record<string, s
     if (matches) total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
+}
+
+const SIGN_UP = `mutation($input: SignUpInput!) { signUp(input: $input) { accessToken user { id } } }`;
+
+/** Signs a person up through the gateway (the sign-up must succeed); their access token and user id. */
+export async function signUpThrough(
+  gatewayUrl: string,
+  input: { email: string; password: string; username: string; firstName: string; lastName: string },
+): Promise<{ token: string; userId: string }> {
+  const signedUp = await graphql<{ signUp: { accessToken: string; user: { id: string } } }>(
+    gatewayUrl,
+    SIGN_UP,
+    {
+      input,
+    },
+  );
+  expect(signedUp.body.errors).toBeUndefined();
+  return { token: signedUp.body.data!.signUp.accessToken, userId: signedUp.body.data!.signUp.user.id };
 }
