@@ -28,6 +28,7 @@ export * from './events/service-events.js';
 export * from './events/sqlite.js';
 export * from './events/uuidv7.js';
 export * from './log.js';
+export * from './private-file.js';
 export * from './server/graphql-http-server.js';
 export * from './server/metrics.js';
 export * from './server/readiness.js';

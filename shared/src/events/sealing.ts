@@ -1,8 +1,9 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { link, mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import type { Logger } from '../log.js';
+import { PRIVATE_DIR_MODE, placePrivateFile, readPrivateJsonFile } from '../private-file.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Sealed fields: single-use secrets (reset, verification and email-change tokens) travel in events encrypted, so
@@ -19,8 +20,6 @@ const ALGORITHM = 'aes-256-gcm';
 const KEY_BYTES = 32;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
-const FILE_MODE = 0o600;
-const DIR_MODE = 0o700;
 
 /** A key id: letters, digits, `_` and `-` (it sits between colons in a sealed value). */
 const KID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -177,27 +176,8 @@ const keyFileSchema = z.object({
 });
 
 async function readKeyFile(file: string, logger: Logger | undefined): Promise<SealingKeys | null> {
-  let text: string;
-  try {
-    const info = await stat(file);
-    if ((info.mode & 0o077) !== 0) {
-      await chmod(file, FILE_MODE);
-      logger?.warn(
-        { file, mode: (info.mode & 0o777).toString(8) },
-        'event sealing key file was accessible to group/other; its mode was changed to 0600',
-      );
-    }
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new Error(`event sealing key file ${file} is not valid JSON`);
-  }
+  const json = await readPrivateJsonFile(file, 'event sealing key file', logger);
+  if (json === null) return null;
   const parsed = keyFileSchema.safeParse(json);
   if (!parsed.success) {
     const where = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
@@ -216,7 +196,7 @@ async function readKeyFile(file: string, logger: Logger | undefined): Promise<Se
  */
 async function createKeyFile(file: string): Promise<void> {
   const dir = dirname(file);
-  await mkdir(dir, { recursive: true, mode: DIR_MODE });
+  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const key = generateSealingKey();
   const content = `${JSON.stringify(
     {
@@ -226,22 +206,11 @@ async function createKeyFile(file: string): Promise<void> {
     null,
     2,
   )}\n`;
-  const tmp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(tmp, 'wx', FILE_MODE);
-  try {
-    try {
-      await handle.chmod(FILE_MODE);
-      await handle.writeFile(content, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await link(tmp, file).catch((error: NodeJS.ErrnoException) => {
+  await placePrivateFile(file, content, (tmp) =>
+    link(tmp, file).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== 'EEXIST') throw error;
-    });
-  } finally {
-    await unlink(tmp).catch(() => {});
-  }
+    }),
+  );
 }
 
 export interface LoadSealingKeysOptions {

@@ -1,7 +1,13 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { ACCESS_TOKEN_TYPE, type Logger } from '@aiva/shared';
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, rename } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import {
+  ACCESS_TOKEN_TYPE,
+  type Logger,
+  PRIVATE_DIR_MODE,
+  placePrivateFile,
+  readPrivateJsonFile,
+} from '@aiva/shared';
 import {
   type CryptoKey,
   calculateJwkThumbprint,
@@ -17,8 +23,6 @@ import { z } from 'zod';
 const ALG = 'EdDSA';
 /** How long a retired key outlives the longest access token it may have signed (covers verifiers' 30 s leeway). */
 const RETIREMENT_GRACE_SECONDS = 60;
-const FILE_MODE = 0o600;
-const DIR_MODE = 0o700;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 export interface OpenKeyRingOptions {
@@ -120,21 +124,7 @@ async function newKey(now: Date): Promise<StoredKey> {
  */
 async function writeAtomically(file: string, data: string): Promise<void> {
   const dir = dirname(file);
-  const tmp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(tmp, 'wx', FILE_MODE);
-  try {
-    try {
-      await handle.chmod(FILE_MODE); // exact mode whatever the umask
-      await handle.writeFile(data, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, file);
-  } catch (error) {
-    await unlink(tmp).catch(() => {});
-    throw error;
-  }
+  await placePrivateFile(file, data, (tmp) => rename(tmp, file));
   try {
     const dirHandle = await open(dir, 'r');
     try {
@@ -149,27 +139,8 @@ async function writeAtomically(file: string, data: string): Promise<void> {
 
 /** Reads and validates the key file; null when it does not exist. Error messages never include key material. */
 async function readKeyFile(file: string, logger: Logger | undefined): Promise<KeyFile | null> {
-  let text: string;
-  try {
-    const info = await stat(file);
-    if ((info.mode & 0o077) !== 0) {
-      await chmod(file, FILE_MODE);
-      logger?.warn(
-        { file, mode: (info.mode & 0o777).toString(8) },
-        'signing key file was accessible to group/other; its mode was changed to 0600',
-      );
-    }
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new Error(`signing key file ${file} is not valid JSON`);
-  }
+  const json = await readPrivateJsonFile(file, 'signing key file', logger);
+  if (json === null) return null;
   const parsed = keyFileSchema.safeParse(json);
   if (!parsed.success) {
     const where = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
@@ -200,7 +171,7 @@ export async function openKeyRing(options: OpenKeyRingOptions): Promise<KeyRing>
   const retentionMs = (accessTokenTtlSeconds + RETIREMENT_GRACE_SECONDS) * 1000;
   const rotationMs = options.rotationDays * DAY_MS;
 
-  await mkdir(dirname(file), { recursive: true, mode: DIR_MODE });
+  await mkdir(dirname(file), { recursive: true, mode: PRIVATE_DIR_MODE });
 
   let keys: StoredKey[] = [];
   let current: CurrentKey | undefined;
