@@ -8,7 +8,6 @@ import {
   createGraphQLHttpServer,
   createLogger,
   createMemoryCache,
-  createRemoteVerifier,
   createRoutingFollower,
   createTrafficReporter,
   type DependencyReporter,
@@ -25,11 +24,10 @@ import {
   rateLimitExceeded,
   readSupergraph,
   redisTimeoutsOf,
-  remoteVerifierOptionsOf,
-  revocationAwareVerifier,
   ServiceRouter,
   type SubgraphEndpoint,
   serverTimeoutsOf,
+  serviceTokenVerifier,
   sessionRevocations,
   staticSubgraphUrls,
   subgraphsOf,
@@ -200,21 +198,16 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
             maxEntries: 100_000,
           })
         : cache;
-  // Auth's keys, kept verifying while auth cannot be reached (up to JWKS_MAX_STALE_SECONDS); with none usable,
-  // tokens get HTTP 503 (AUTH_KEYS_UNAVAILABLE), never 401.
-  const remoteVerifier = options.verifier
-    ? undefined
-    : createRemoteVerifier({
-        ...remoteVerifierOptionsOf(config),
-        health: dependencies.reporter('auth_keys'),
-      });
-  // Tokens of sessions auth has ended are refused before they expire (auth marks them in the shared cache).
-  const verifier = revocationAwareVerifier(
-    options.verifier ?? (remoteVerifier as AccessTokenVerifier),
-    sessionRevocations(cache),
+  // Auth's keys, kept verifying while auth cannot be reached; tokens of sessions auth has ended are refused
+  // before they expire (auth marks them in the shared cache).
+  const tokens = serviceTokenVerifier({
+    config,
+    ...(options.verifier ? { given: options.verifier } : {}),
+    revocations: sessionRevocations(cache),
+    dependencies,
     logger,
-    cacheHealth,
-  );
+  });
+  const verifier = tokens.verifier;
 
   follower?.start();
   const gateway = new ApolloGateway({
@@ -289,7 +282,7 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
     readiness: () => [
       ...subgraphsOf(servedSdl).map((s) => subgraphAnswers(s.name, router)),
       { name: 'cache', soft: true, check: () => cache.ping() },
-      ...(remoteVerifier ? [{ name: 'auth_keys', soft: true, check: remoteVerifier.checkKeys }] : []),
+      ...tokens.readiness,
     ],
     ...(discovery ? { discovery: { ...discoveryFromEnv(config), kind: 'gateway' as const } } : {}),
     onClose: [

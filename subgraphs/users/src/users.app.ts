@@ -5,7 +5,6 @@ import {
   createCache,
   createDependencyMonitor,
   createLogger,
-  createRemoteVerifier,
   createServiceEvents,
   createSubgraphServer,
   discoveryFromEnv,
@@ -18,11 +17,10 @@ import {
   type OutboxRelay,
   operationLimitsOf,
   redisTimeoutsOf,
-  remoteVerifierOptionsOf,
-  revocationAwareVerifier,
   type SessionRevocations,
   type SubgraphApp,
   type SubgraphAppOptions,
+  serviceTokenVerifier,
   sessionRevocations,
 } from '@aiva/shared';
 import type { UsersConfig } from './config.js';
@@ -97,19 +95,14 @@ export async function createUsersApp(options: UsersAppOptions): Promise<UsersApp
     });
     revocations = sessionRevocations(revocationCache);
   }
-  // Auth's keys keep verifying while auth cannot be reached (stale-if-error, JWKS_MAX_STALE_SECONDS).
-  const remoteVerifier = options.verifier
-    ? undefined
-    : createRemoteVerifier({
-        ...remoteVerifierOptionsOf(config),
-        health: dependencies.reporter('auth_keys'),
-      });
-  const verifier = revocationAwareVerifier(
-    options.verifier ?? (remoteVerifier as AccessTokenVerifier),
+  const tokens = serviceTokenVerifier({
+    config,
+    ...(options.verifier ? { given: options.verifier } : {}),
     revocations,
+    dependencies,
     logger,
-    dependencies.reporter('cache'),
-  );
+  });
+  const verifier = tokens.verifier;
   // The account's email changed in auth (verified there): the profile's copy follows.
   const emailSync = await bus.subscribe(
     EMAIL_SYNC_CONSUMER,
@@ -135,7 +128,7 @@ export async function createUsersApp(options: UsersAppOptions): Promise<UsersApp
       // Soft: while the bus is down the outbox keeps the events, writes succeed (reported under `degraded`).
       { name: 'events', check: () => bus.ping(), soft: true },
       ...(revocationCache ? [{ name: 'cache', soft: true, check: async () => revocationCache?.ping() }] : []),
-      ...(remoteVerifier ? [{ name: 'auth_keys', soft: true, check: remoteVerifier.checkKeys }] : []),
+      ...tokens.readiness,
     ],
     dependencies,
     ...((options.discovery ?? true) ? { discovery: discoveryFromEnv(config) } : {}),
