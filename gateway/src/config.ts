@@ -33,5 +33,18 @@ export const gatewayEnvSchema = commonEnvSchema.extend({
    * service sent them); 0 turns compression off.
    */
   COMPRESSION_THRESHOLD_BYTES: z.coerce.number().int().min(0).default(1024),
+  /**
+   * Identical subgraph fetches of queries in flight at once (same subgraph, document, variables and caller
+   * credentials) share one request to the subgraph; `false` sends each on its own. Mutations never share.
+   */
+  /**
+   * Size of the query plan cache, in MiB (plans measured by their JSON size). The operations of the
+   * `operations/` folders are planned into it whenever a supergraph is loaded.
+   */
+  QUERY_PLAN_CACHE_MIB: env.positiveInt(30),
+  DEDUPE_SUBGRAPH_FETCHES: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((value) => value === 'true'),
 });
 export type GatewayConfig = z.infer<typeof gatewayEnvSchema>;

@@ -9,6 +9,7 @@ import {
 import type { GraphQLDataSource, GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { GraphQLError } from 'graphql';
 import { type Dispatcher, request } from 'undici';
+import { createInflightDedupe, type InflightDedupe, LeaderAbortedError } from './inflight-dedupe.js';
 
 export interface RoutedDataSourceOptions {
   /** The subgraph's name in the supergraph (and the service name in the routing table). */
@@ -18,6 +19,13 @@ export interface RoutedDataSourceOptions {
   dispatcher: Dispatcher;
   /** Longest wait for one subgraph request, in ms (SUBGRAPH_TIMEOUT_MS); never past the request's budget. */
   timeoutMs: number;
+  /**
+   * Identical query fetches in flight at once share one subgraph request (DEDUPE_SUBGRAPH_FETCHES); default
+   * true.
+   */
+  dedupe?: boolean;
+  /** Called when a fetch joins an identical one in flight instead of sending its own. */
+  onShared?: () => void;
 }
 
 type GatewayGraphQLResponse = Awaited<ReturnType<GraphQLDataSource['process']>>;
@@ -63,12 +71,16 @@ export class RoutedDataSource implements GraphQLDataSource<RequestContext> {
   private readonly router: ServiceRouter;
   private readonly dispatcher: Dispatcher;
   private readonly timeoutMs: number;
+  private readonly inflight: InflightDedupe<SubgraphAnswer> | undefined;
+  private readonly onShared: (() => void) | undefined;
 
   constructor(options: RoutedDataSourceOptions) {
     this.name = options.name;
     this.router = options.router;
     this.dispatcher = options.dispatcher;
     this.timeoutMs = options.timeoutMs;
+    this.inflight = (options.dedupe ?? true) ? createInflightDedupe<SubgraphAnswer>() : undefined;
+    this.onShared = options.onShared;
   }
 
   async process(options: GraphQLDataSourceProcessOptions<RequestContext>): Promise<GatewayGraphQLResponse> {
@@ -93,13 +105,50 @@ export class RoutedDataSource implements GraphQLDataSource<RequestContext> {
       ...(subgraphRequest.variables ? { variables: subgraphRequest.variables } : {}),
       ...(subgraphRequest.extensions ? { extensions: subgraphRequest.extensions } : {}),
     });
-    let response: GatewayGraphQLResponse | undefined;
+    const retryable = !MUTATION.test(query);
+    const fetchOwn = () => this.fetch(headers, body, { retryable, deadline, budget }).catch(this.ownError);
+    if (!retryable || !this.inflight) return parsedAnswer(await fetchOwn());
+    // Everything that can change the answer is in the key: the document and variables (the body), and who asks
+    // (credentials and address, which subgraphs may limit by). An answer is never shared across identities.
+    const key = `${context?.authorization ?? ''}\n${context?.ip ?? ''}\n${body}`;
+    let leader = false;
+    const shared = this.inflight.run(key, () => {
+      leader = true;
+      return this.fetch(headers, body, { retryable, deadline, budget });
+    });
+    if (leader) return parsedAnswer(await shared.catch(this.ownError));
+    this.onShared?.();
     try {
-      response = await routedCall(
+      return parsedAnswer(await untilAborted(shared, budget, () => outOfTime(this.name)));
+    } catch (error) {
+      // The request that led the fetch ran out of budget (or went away) first: this one may still have time.
+      if (error instanceof LeaderAbortedError) return parsedAnswer(await fetchOwn());
+      throw error;
+    }
+  }
+
+  /** A fetch's failure as its own caller sees it: its own budget spent is DEADLINE_EXCEEDED. */
+  private readonly ownError = (error: unknown): never => {
+    throw error instanceof LeaderAbortedError ? outOfTime(this.name) : error;
+  };
+
+  /**
+   * One subgraph fetch over the router. Failures are the gateway's errors, except the caller's budget running
+   * out, which is LeaderAbortedError (a fetch shared with others: they may still have time).
+   */
+  private async fetch(
+    headers: Record<string, string>,
+    body: string,
+    call: { retryable: boolean; deadline: number | undefined; budget: AbortSignal | undefined },
+  ): Promise<SubgraphAnswer> {
+    const { deadline, budget } = call;
+    let answer: SubgraphAnswer | undefined;
+    try {
+      answer = await routedCall(
         this.router,
         this.name,
         {
-          retryable: !MUTATION.test(query),
+          retryable: call.retryable,
           timeoutMs: this.timeoutMs,
           // The budget's signal aborts at its deadline: an attempt that would not time out before needs no
           // timer of its own.
@@ -108,12 +157,12 @@ export class RoutedDataSource implements GraphQLDataSource<RequestContext> {
         (endpoint, signal) => this.send(endpoint.graphqlUrl, withDeadline(headers, deadline), body, signal),
       );
     } catch (error) {
-      if (budget?.aborted) throw outOfTime(this.name);
+      if (budget?.aborted) throw new LeaderAbortedError();
       if (error instanceof ServiceUnavailableError) throw unavailable(this.name);
       throw error;
     }
-    if (!response) throw unavailable(this.name);
-    return response;
+    if (!answer) throw unavailable(this.name);
+    return answer;
   }
 
   private async send(
@@ -121,7 +170,7 @@ export class RoutedDataSource implements GraphQLDataSource<RequestContext> {
     headers: Record<string, string>,
     body: string,
     signal: AbortSignal,
-  ): Promise<AttemptResult<GatewayGraphQLResponse | undefined>> {
+  ): Promise<AttemptResult<SubgraphAnswer | undefined>> {
     const response = await request(url, {
       method: 'POST',
       headers,
@@ -145,8 +194,54 @@ export class RoutedDataSource implements GraphQLDataSource<RequestContext> {
     }
     // Not a GraphQL answer (a proxy's error page, garbage): reported as the service being unavailable.
     if (!isGraphQL) return { value: undefined, outcome: 'error' };
-    return { value: parsed as GatewayGraphQLResponse, outcome: status >= 500 ? 'error' : 'success' };
+    return {
+      value: { text, parsed: parsed as GatewayGraphQLResponse, taken: false },
+      outcome: status >= 500 ? 'error' : 'success',
+    };
   }
+}
+
+/**
+ * A subgraph's GraphQL answer: parsed once for its first reader; any other reader of a shared fetch parses its
+ * own copy of the text, since the gateway's executor writes into the objects it merges.
+ */
+interface SubgraphAnswer {
+  text: string;
+  parsed: GatewayGraphQLResponse;
+  taken: boolean;
+}
+
+/** The answer for one caller (see SubgraphAnswer); a fetch its leader abandoned is out of time for it. */
+function parsedAnswer(answer: SubgraphAnswer): GatewayGraphQLResponse {
+  if (!answer.taken) {
+    answer.taken = true;
+    return answer.parsed;
+  }
+  return JSON.parse(answer.text) as GatewayGraphQLResponse;
+}
+
+/** `promise`, or the error of `onAbort` as soon as `signal` aborts, whichever comes first. */
+function untilAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  onAbort: () => Error,
+): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(onAbort());
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(onAbort());
+    signal.addEventListener('abort', abort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', abort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', abort);
+        reject(error);
+      },
+    );
+  });
 }
 
 /** The headers of one attempt: with what is left of the budget (whole ms, at least 1), when there is one. */
