@@ -36,9 +36,12 @@ import {
 import { ApolloGateway } from '@apollo/gateway';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Counter } from 'prom-client';
 import { Agent } from 'undici';
 import { registerCompression } from './compression.js';
 import type { GatewayConfig } from './config.js';
+import { loadOperations } from './operations.js';
+import { createQueryPlanCache, warmQueryPlans } from './plan-warmer.js';
 import { RoutedDataSource } from './routed-data-source.js';
 import { registerServiceRoutes } from './service-routes.js';
 import { orchestratorSupergraph } from './supergraph-source.js';
@@ -209,8 +212,17 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
   });
   const verifier = tokens.verifier;
 
+  // On /metrics once the server (and its registry) exists.
+  const sharedFetches = new Counter({
+    name: 'aiva_gateway_subgraph_fetches_shared_total',
+    help: 'Subgraph fetches that joined an identical one in flight instead of sending their own',
+    labelNames: ['subgraph'],
+    registers: [],
+  });
   follower?.start();
+  const planCache = createQueryPlanCache(config.QUERY_PLAN_CACHE_MIB);
   const gateway = new ApolloGateway({
+    queryPlannerConfig: { cache: planCache },
     supergraphSdl: orchestratorSupergraph({
       ...(follower ? { routing: follower } : {}),
       orchestratorUrl: config.ORCHESTRATOR_URL,
@@ -221,7 +233,22 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
       },
     }),
     buildService: ({ name }) =>
-      new RoutedDataSource({ name, router, dispatcher, timeoutMs: config.SUBGRAPH_TIMEOUT_MS }),
+      new RoutedDataSource({
+        name,
+        router,
+        dispatcher,
+        timeoutMs: config.SUBGRAPH_TIMEOUT_MS,
+        dedupe: config.DEDUPE_SUBGRAPH_FETCHES,
+        onShared: () => sharedFetches.inc({ subgraph: name }),
+      }),
+  });
+  // The stored operations' plans are made before their first request, again for each new supergraph.
+  const stored = loadOperations();
+  for (const problem of stored.problems) logger.warn({ problem }, 'stored operation skipped');
+  gateway.onSchemaLoadOrUpdate(() => {
+    void warmQueryPlans({ gateway, cache: planCache, operations: stored.operations, logger }).then(
+      (planned) => logger.debug({ planned }, 'query plans warmed'),
+    );
   });
   let registrationId = 'gateway';
   const reporter = createTrafficReporter({
@@ -293,6 +320,7 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
       ...(limiterCache === cache ? [] : [() => limiterCache.close()]),
     ],
   });
+  server.metrics.registry.registerMetric(sharedFetches);
   return {
     server,
     router,
