@@ -71,3 +71,71 @@ export function createLogger(name: string, options: CreateLoggerOptions = {}): L
   };
   return pino(config, options.destination ?? stdoutDestination());
 }
+
+type LogMethod = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+/**
+ * A child logger made on its first use: fastify makes one per request (`request.log`, bound to the request id),
+ * and most requests never log, so making pino's child up front was measurable in the gateway's CPU profile.
+ */
+export class LazyChildLogger {
+  private made: Logger | undefined;
+
+  constructor(
+    private readonly parent: Logger,
+    private readonly bindings: Record<string, unknown>,
+    private readonly options: Record<string, unknown> = {},
+  ) {}
+
+  private get logger(): Logger {
+    this.made ??= this.parent.child(this.bindings, this.options);
+    return this.made;
+  }
+
+  get level(): string {
+    return this.made?.level ?? this.parent.level;
+  }
+
+  set level(level: string) {
+    this.logger.level = level;
+  }
+
+  fatal(...args: unknown[]): void {
+    this.log('fatal', args);
+  }
+  error(...args: unknown[]): void {
+    this.log('error', args);
+  }
+  warn(...args: unknown[]): void {
+    this.log('warn', args);
+  }
+  info(...args: unknown[]): void {
+    this.log('info', args);
+  }
+  debug(...args: unknown[]): void {
+    this.log('debug', args);
+  }
+  trace(...args: unknown[]): void {
+    this.log('trace', args);
+  }
+  silent(): void {}
+
+  child(bindings: Record<string, unknown>, options?: Record<string, unknown>): Logger {
+    return this.logger.child(bindings, options);
+  }
+
+  private log(method: LogMethod, args: unknown[]): void {
+    // Below the level: nothing is made, nothing is written.
+    if (!this.parent.isLevelEnabled(method) && !this.made) return;
+    (this.logger[method] as (...a: unknown[]) => void)(...args);
+  }
+}
+
+/** fastify's `childLoggerFactory` making LazyChildLogger children. */
+export function lazyChildLoggerFactory(
+  logger: Logger,
+  bindings: Record<string, unknown>,
+  options: Record<string, unknown>,
+): Logger {
+  return new LazyChildLogger(logger, bindings, options) as unknown as Logger;
+}

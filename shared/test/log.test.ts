@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../src/log.js';
+import { createLogger, LazyChildLogger } from '../src/log.js';
 
 function capture() {
   const stream = new PassThrough();
@@ -32,5 +32,29 @@ describe('createLogger', () => {
     expect(line.input.email).toBe('a@b.test');
     expect(line.password).toBe('[redacted]');
     expect(line.service).toBe('test');
+  });
+});
+
+describe('LazyChildLogger', () => {
+  it('makes no child while nothing is logged, then logs with its bindings, redacted', async () => {
+    const { stream, lines } = capture();
+    const parent = createLogger('test', { destination: stream, level: 'info' });
+    let children = 0;
+    const child = parent.child.bind(parent);
+    parent.child = ((...args: Parameters<typeof child>) => {
+      children++;
+      return child(...args);
+    }) as typeof parent.child;
+    const lazy = new LazyChildLogger(parent, { reqId: 'req-1' });
+    lazy.debug('below the level');
+    expect(children).toBe(0);
+    lazy.warn({ password: 'hunter22' }, 'request failed');
+    lazy.info('again');
+    expect(children).toBe(1);
+    await new Promise((resolve) => setImmediate(resolve));
+    const [first, second] = lines.map((line) => JSON.parse(line));
+    expect(first).toMatchObject({ reqId: 'req-1', msg: 'request failed', password: '[redacted]' });
+    expect(second).toMatchObject({ reqId: 'req-1', msg: 'again' });
+    expect(lines).toHaveLength(2);
   });
 });

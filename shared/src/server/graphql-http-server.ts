@@ -25,7 +25,7 @@ import {
   type InstanceRegistration,
 } from '../discovery/registration.js';
 import { AivaError, createFormatError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { type Logger, lazyChildLoggerFactory } from '../log.js';
 import {
   budgetMsOf,
   DEADLINE_GRACE_MS,
@@ -231,6 +231,8 @@ export async function createGraphQLHttpServer<TContext extends RequestContext>(
     loggerInstance: logger as FastifyBaseLogger,
     // Per-request lines would dominate the log; metrics count requests, errors are logged where they happen.
     logController: new LogController({ disableRequestLogging: true }),
+    // request.log is made only when a request logs.
+    childLoggerFactory: lazyChildLoggerFactory as never,
     bodyLimit,
     // The client's x-request-id only when well-formed (else a fresh UUID): it reaches logs and subgraphs.
     requestIdHeader: false,
