@@ -549,3 +549,6 @@ export function createMongoProcessedEvents(
     },
   };
 }
+
+// The store base and the collection mechanics built on the pieces above.
+export * from './mongo-store.js';

@@ -54,8 +54,11 @@ export interface SqliteOutboxOptions {
 
 /** The outbox of a SQLite store: `write` inside the store's own transactions, the rest for the relay. */
 export interface SqliteOutbox extends OutboxStore {
-  /** Stores one event; call it inside the transaction that makes the state change the event describes. */
-  write(event: AivaEvent): void;
+  /**
+   * Stores the event (or the events, in order); call it inside the transaction that makes the state change the
+   * events describe.
+   */
+  write(events: AivaEvent | readonly AivaEvent[]): void;
 }
 
 /** Errors are kept short in the row (they name ids, types and zod paths, never data). */
@@ -145,13 +148,15 @@ export function createSqliteOutbox(db: SqliteDatabaseLike, options: SqliteOutbox
   let legacyPurged = false;
 
   return {
-    write(event) {
-      insertEvent.run({
-        id: event.id,
-        type: event.type,
-        payload: JSON.stringify(event),
-        created_at: now().toISOString(),
-      });
+    write(events) {
+      for (const event of Array.isArray(events) ? events : [events]) {
+        insertEvent.run({
+          id: event.id,
+          type: event.type,
+          payload: JSON.stringify(event),
+          created_at: now().toISOString(),
+        });
+      }
     },
 
     async pendingEvents(limit) {

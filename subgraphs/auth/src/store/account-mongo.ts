@@ -1,20 +1,21 @@
-import { notFound, outboxMethods } from '@aiva/shared';
+import { notFound } from '@aiva/shared';
 import {
-  connectMongo,
-  createMongoOutbox,
-  createMongoProcessedEvents,
+  connectMongoEventStore,
   type MongoConnectionOptions,
+  type MongoDocOf,
   mapDuplicateKey as mapMongoDuplicateKey,
-  setUpMongoStore,
+  mongoCollection,
 } from '@aiva/shared/mongo';
-import { Schema } from 'mongoose';
+import { type ClientSession, Schema } from 'mongoose';
 import {
+  ACCOUNT_FIELDS,
   type AccountRecord,
   type AccountStore,
   ONE_TIME_TOKEN_PURPOSES,
-  type OneTimeTokenPurpose,
   type OneTimeTokenRecord,
   type PendingProfileRemoval,
+  PROFILE_REMOVAL_FIELDS,
+  TOKEN_FIELDS,
 } from './account.store.js';
 
 /** `url` (e.g. `mongodb://localhost:27017/?replicaSet=rs0`) and an optional `dbName` overriding the URL's. */
@@ -23,38 +24,14 @@ export type MongoAccountStoreOptions = MongoConnectionOptions;
 /** One-time tokens are removed by a TTL index this long after `expiresAt` (they are useless by then). */
 const EXPIRED_TOKEN_RETENTION_SECONDS = 24 * 60 * 60;
 
-interface AccountDoc {
-  _id: string;
-  /** Lower-cased; carries the unique index. */
-  email: string;
-  passwordHash: string;
-  emailVerified: boolean;
-  roles: string[];
-  createdAt: Date;
-  updatedAt: Date;
-  passwordChangedAt: Date;
-}
+/** An account as stored (`email` lower-cased, under the unique index). */
+type AccountDoc = MongoDocOf<AccountRecord>;
 
-/** `_id` is the token's hash. */
-interface TokenDoc {
-  _id: string;
-  purpose: OneTimeTokenPurpose;
-  accountId: string;
-  createdAt: Date;
-  expiresAt: Date;
-  usedAt: Date | null;
-  /** `email_change` only: the new address, lower-cased. */
-  newEmail?: string | null;
-}
+/** A token as stored: `_id` is the token's hash; `newEmail` (lower-cased) is `null` for other purposes. */
+type TokenDoc = Omit<MongoDocOf<OneTimeTokenRecord, 'hash'>, 'newEmail'> & { newEmail?: string | null };
 
-/** `_id` is the user id of the profile to remove. */
-interface RemovalDoc {
-  _id: string;
-  createdAt: Date;
-  attempts: number;
-  nextAttemptAt: Date;
-  lastError: string | null;
-}
+/** A pending removal as stored: `_id` is the user id of the profile to remove. */
+type RemovalDoc = MongoDocOf<PendingProfileRemoval, 'userId'>;
 
 /** Token events of older code carried the token in plaintext: such unpublished events are dropped at connect. */
 const PLAINTEXT_TOKEN_EVENT_TYPES = [
@@ -109,66 +86,6 @@ const removalSchema = new Schema<RemovalDoc>(
 );
 removalSchema.index({ nextAttemptAt: 1 }, { name: 'removals_due' });
 
-function removalFromDoc(doc: RemovalDoc): PendingProfileRemoval {
-  return {
-    userId: doc._id,
-    createdAt: new Date(doc.createdAt),
-    attempts: doc.attempts ?? 0,
-    nextAttemptAt: new Date(doc.nextAttemptAt),
-    lastError: doc.lastError ?? null,
-  };
-}
-
-function toDoc(account: AccountRecord): AccountDoc {
-  return {
-    _id: account.id,
-    email: account.email.toLowerCase(),
-    passwordHash: account.passwordHash,
-    emailVerified: account.emailVerified,
-    roles: [...account.roles],
-    createdAt: account.createdAt,
-    updatedAt: account.updatedAt,
-    passwordChangedAt: account.passwordChangedAt,
-  };
-}
-
-function fromDoc(doc: AccountDoc): AccountRecord {
-  return {
-    id: doc._id,
-    email: doc.email,
-    passwordHash: doc.passwordHash,
-    emailVerified: Boolean(doc.emailVerified),
-    roles: [...(doc.roles ?? [])],
-    createdAt: new Date(doc.createdAt),
-    updatedAt: new Date(doc.updatedAt),
-    passwordChangedAt: new Date(doc.passwordChangedAt),
-  };
-}
-
-function tokenToDoc(token: OneTimeTokenRecord): TokenDoc {
-  return {
-    _id: token.hash,
-    purpose: token.purpose,
-    accountId: token.accountId,
-    createdAt: token.createdAt,
-    expiresAt: token.expiresAt,
-    usedAt: token.usedAt,
-    newEmail: token.newEmail?.toLowerCase() ?? null,
-  };
-}
-
-function tokenFromDoc(doc: TokenDoc): OneTimeTokenRecord {
-  return {
-    hash: doc._id,
-    purpose: doc.purpose,
-    accountId: doc.accountId,
-    createdAt: new Date(doc.createdAt),
-    expiresAt: new Date(doc.expiresAt),
-    usedAt: doc.usedAt ? new Date(doc.usedAt) : null,
-    ...(doc.newEmail ? { newEmail: doc.newEmail } : {}),
-  };
-}
-
 /**
  * Turns duplicate-key errors (code 11000) on `accounts` into CONFLICT errors (field `email` or `id`); anything
  * else, including duplicates in `one_time_tokens` and `outbox`, is returned as is. Exported for tests.
@@ -200,18 +117,20 @@ export function mapDuplicateKey(error: unknown): unknown {
  * creates the collections and synchronises their indexes.
  */
 export async function connectMongoAccountStore(options: MongoAccountStoreOptions): Promise<AccountStore> {
-  const connection = await connectMongo(options);
-  const Account = connection.model<AccountDoc>('Account', accountSchema);
-  const Token = connection.model<TokenDoc>('OneTimeToken', tokenSchema);
-  const Removal = connection.model<RemovalDoc>('PendingProfileRemoval', removalSchema);
-  const outbox = createMongoOutbox(connection);
-  // Events the consumers processed (`processed_events`, TTL 30 days: longer than the stream keeps events).
-  const processed = createMongoProcessedEvents(connection);
-  const { write, ping, close } = await setUpMongoStore(
-    connection,
-    [Account, Token, Removal, processed.model, ...outbox.models],
-    mapDuplicateKey,
-  );
+  const store = await connectMongoEventStore({
+    ...options,
+    models: (connection) => ({
+      Account: connection.model<AccountDoc>('Account', accountSchema),
+      Token: connection.model<TokenDoc>('OneTimeToken', tokenSchema),
+      Removal: connection.model<RemovalDoc>('PendingProfileRemoval', removalSchema),
+    }),
+    mapError: mapDuplicateKey,
+  });
+  const { write, outbox, processed } = store;
+  const { Account, Token, Removal } = store.models;
+  const accounts = mongoCollection(Account, { fields: ACCOUNT_FIELDS });
+  const tokens = mongoCollection(Token, { fields: TOKEN_FIELDS, key: 'hash' });
+  const removals = mongoCollection(Removal, { fields: PROFILE_REMOVAL_FIELDS, key: 'userId' });
   // No secret left in the outbox from older code (see PLAINTEXT_TOKEN_EVENT_TYPES).
   await outbox.model
     .deleteMany({ type: { $in: PLAINTEXT_TOKEN_EVENT_TYPES }, 'payload.token': { $not: /^sealed:v1:/ } })
@@ -223,32 +142,34 @@ export async function connectMongoAccountStore(options: MongoAccountStoreOptions
     return result.matchedCount > 0;
   }
 
+  /** Deletes the account and its tokens (in the write's session); false when there is none. */
+  async function removeAccount(id: string, session: ClientSession | null): Promise<boolean> {
+    if (!(await accounts.removeById(id, session))) return false;
+    await Token.deleteMany({ accountId: id }, { session: session ?? undefined }).exec();
+    return true;
+  }
+
   return {
     kind: 'mongo',
 
     async insert(account, events) {
       await write(async (session) => {
-        await Account.create([toDoc(account)], { session });
+        await accounts.insert({ ...account, email: account.email.toLowerCase() }, session);
         await outbox.write(events, session);
       });
     },
 
     async findById(id) {
-      const doc = await Account.findOne({ _id: id }).lean<AccountDoc>().exec();
-      return doc ? fromDoc(doc) : null;
+      return accounts.findById(id);
     },
 
     async findByIds(ids) {
-      if (ids.length === 0) return [];
-      const docs = await Account.find({ _id: { $in: [...new Set(ids)] } })
-        .lean<AccountDoc[]>()
-        .exec();
-      return docs.map(fromDoc);
+      return accounts.findByIds(ids);
     },
 
     async findByEmail(email) {
       const doc = await Account.findOne({ email: email.toLowerCase() }).lean<AccountDoc>().exec();
-      return doc ? fromDoc(doc) : null;
+      return doc ? accounts.fromDoc(doc) : null;
     },
 
     async updatePassword(id, passwordHash, changedAt) {
@@ -264,25 +185,14 @@ export async function connectMongoAccountStore(options: MongoAccountStoreOptions
     },
 
     async remove(id) {
-      return write(async (session) => {
-        const doc = await Account.findOneAndDelete({ _id: id }, { session }).lean<AccountDoc>().exec();
-        if (!doc) return false;
-        await Token.deleteMany({ accountId: id }, { session: session ?? undefined }).exec();
-        return true;
-      });
+      return write((session) => removeAccount(id, session));
     },
 
     async removeForEvent(consumer, eventId, id) {
-      return write(async (session) => {
-        // In the write's transaction: the removal and the record of the event id commit together.
-        const once = await processed.runOnce(session, consumer, eventId, async () => {
-          const doc = await Account.findOneAndDelete({ _id: id }, { session }).lean<AccountDoc>().exec();
-          if (!doc) return 'missing' as const;
-          await Token.deleteMany({ accountId: id }, { session: session ?? undefined }).exec();
-          return 'removed' as const;
-        });
-        return once.duplicate ? ('duplicate' as const) : once.result;
-      });
+      // In the write's transaction: the removal and the record of the event id commit together.
+      return store.once(consumer, eventId, async (session) =>
+        (await removeAccount(id, session)) ? ('removed' as const) : ('missing' as const),
+      );
     },
 
     async hasProcessed(consumer, eventId) {
@@ -295,7 +205,7 @@ export async function connectMongoAccountStore(options: MongoAccountStoreOptions
         // `remove` may still leave an orphan; consuming it then finds no account.)
         const owner = await Account.exists({ _id: token.accountId }).session(session).exec();
         if (!owner) throw notFound('No account with this id', { field: 'accountId' });
-        await Token.create([tokenToDoc(token)], { session });
+        await tokens.insert({ ...token, newEmail: token.newEmail?.toLowerCase() }, session);
         await outbox.write(events, session);
       });
     },
@@ -309,7 +219,7 @@ export async function connectMongoAccountStore(options: MongoAccountStoreOptions
       )
         .lean<TokenDoc>()
         .exec();
-      return doc ? tokenFromDoc(doc) : null;
+      return doc ? tokens.fromDoc(doc) : null;
     },
 
     async invalidateTokens(accountId, purposes, now) {
@@ -354,7 +264,7 @@ export async function connectMongoAccountStore(options: MongoAccountStoreOptions
           .lean<RemovalDoc>()
           .exec();
         if (!doc) break;
-        claimed.push(removalFromDoc(doc));
+        claimed.push(removals.fromDoc(doc));
       }
       return claimed.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
     },
@@ -372,11 +282,11 @@ export async function connectMongoAccountStore(options: MongoAccountStoreOptions
 
     async pendingProfileRemovals() {
       const docs = await Removal.find({}).sort({ createdAt: 1, _id: 1 }).lean<RemovalDoc[]>().exec();
-      return docs.map(removalFromDoc);
+      return docs.map(removals.fromDoc);
     },
 
-    ...outboxMethods(outbox),
-    ping,
-    close,
+    ...store.relay,
+    ping: store.ping,
+    close: store.close,
   };
 }

@@ -1,22 +1,20 @@
 import {
   type AivaEvent,
-  conflict,
-  createSqliteOutbox,
-  createSqliteProcessedEvents,
   notFound,
-  openMigratedSqlite,
-  outboxMethods,
+  openSqliteEventStore,
   SQLITE_OUTBOX_RELAY_MIGRATION,
   SQLITE_OUTBOX_SCHEMA,
   SQLITE_PROCESSED_EVENTS_SCHEMA,
-  sqliteStoreLifecycle,
+  type SqliteRow,
+  sqliteTable,
 } from '@aiva/shared';
-import type {
-  AccountRecord,
-  AccountStore,
-  OneTimeTokenPurpose,
-  OneTimeTokenRecord,
-  PendingProfileRemoval,
+import {
+  ACCOUNT_FIELDS,
+  type AccountRecord,
+  type AccountStore,
+  type OneTimeTokenRecord,
+  PROFILE_REMOVAL_FIELDS,
+  TOKEN_FIELDS,
 } from './account.store.js';
 
 export interface SqliteAccountStoreOptions {
@@ -102,141 +100,34 @@ const MIGRATIONS: readonly string[] = [
   ${SQLITE_PROCESSED_EVENTS_SCHEMA}`,
 ];
 
-interface AccountRow {
-  id: string;
-  email: string;
-  password_hash: string;
-  email_verified: number;
-  roles: string;
-  created_at: string;
-  updated_at: string;
-  password_changed_at: string;
-}
-
-interface TokenRow {
-  hash: string;
-  purpose: string;
-  account_id: string;
-  new_email: string | null;
-  created_at: string;
-  expires_at: string;
-  used_at: string | null;
-}
-
-function toRow(account: AccountRecord): AccountRow {
-  return {
-    id: account.id,
-    email: account.email.toLowerCase(),
-    password_hash: account.passwordHash,
-    email_verified: account.emailVerified ? 1 : 0,
-    roles: JSON.stringify(account.roles),
-    created_at: account.createdAt.toISOString(),
-    updated_at: account.updatedAt.toISOString(),
-    password_changed_at: account.passwordChangedAt.toISOString(),
-  };
-}
-
-function fromRow(row: AccountRow): AccountRecord {
-  return {
-    id: row.id,
-    email: row.email,
-    passwordHash: row.password_hash,
-    emailVerified: row.email_verified === 1,
-    roles: JSON.parse(row.roles) as string[],
-    createdAt: new Date(row.created_at),
-    updatedAt: new Date(row.updated_at),
-    passwordChangedAt: new Date(row.password_changed_at),
-  };
-}
-
-interface RemovalRow {
-  user_id: string;
-  created_at: string;
-  attempts: number;
-  next_attempt_at: string;
-  last_error: string | null;
-}
-
-function removalFromRow(row: RemovalRow): PendingProfileRemoval {
-  return {
-    userId: row.user_id,
-    createdAt: new Date(row.created_at),
-    attempts: row.attempts,
-    nextAttemptAt: new Date(row.next_attempt_at),
-    lastError: row.last_error,
-  };
-}
-
-function tokenToRow(token: OneTimeTokenRecord): TokenRow {
-  return {
-    hash: token.hash,
-    purpose: token.purpose,
-    account_id: token.accountId,
-    new_email: token.newEmail?.toLowerCase() ?? null,
-    created_at: token.createdAt.toISOString(),
-    expires_at: token.expiresAt.toISOString(),
-    used_at: token.usedAt ? token.usedAt.toISOString() : null,
-  };
-}
-
-function tokenFromRow(row: TokenRow): OneTimeTokenRecord {
-  return {
-    hash: row.hash,
-    purpose: row.purpose as OneTimeTokenPurpose,
-    accountId: row.account_id,
-    createdAt: new Date(row.created_at),
-    expiresAt: new Date(row.expires_at),
-    usedAt: row.used_at === null ? null : new Date(row.used_at),
-    ...(row.new_email === null ? {} : { newEmail: row.new_email }),
-  };
-}
-
-/**
- * Turns constraint violations on `accounts` / `one_time_tokens` into domain errors (duplicate email or id:
- * CONFLICT; a token for an unknown account: NOT_FOUND); anything else is returned unchanged.
- */
-function mapConstraintViolation(error: unknown): unknown {
-  if (!(error instanceof Error)) return error;
-  const code = (error as { code?: unknown }).code;
-  if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
-    return notFound('No account with this id', { field: 'accountId' });
-  }
-  if (code !== 'SQLITE_CONSTRAINT_UNIQUE' && code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') return error;
-  // The message names the violated columns: "UNIQUE constraint failed: accounts.email".
-  if (/\baccounts\.email\b/.test(error.message)) {
-    return conflict('An account with this email already exists', { field: 'email' });
-  }
-  if (/\baccounts\.id\b/.test(error.message)) {
-    return conflict('An account with this id already exists', { field: 'id' });
-  }
-  return error;
-}
-
 /** Opens (creating and migrating when needed) the SQLite account store. Synchronous under the hood. */
 export function openSqliteAccountStore(options: SqliteAccountStoreOptions): AccountStore {
-  const db = openMigratedSqlite(options.file, {
+  const store = openSqliteEventStore({
+    file: options.file,
     component: ACCOUNT_SCHEMA_COMPONENT,
     migrations: MIGRATIONS,
     label: 'auth accounts',
+    constraints: {
+      unique: [
+        { target: 'accounts.email', message: 'An account with this email already exists', field: 'email' },
+        { target: 'accounts.id', message: 'An account with this id already exists', field: 'id' },
+      ],
+      // The only foreign key: a token's account.
+      foreignKey: () => notFound('No account with this id', { field: 'accountId' }),
+    },
   });
-
-  const outbox = createSqliteOutbox(db);
-  const processed = createSqliteProcessedEvents(db);
-  const { ping, close } = sqliteStoreLifecycle(db);
+  const { db, outbox } = store;
+  const accounts = sqliteTable(db, { table: 'accounts', fields: ACCOUNT_FIELDS });
+  const tokens = sqliteTable(db, { table: 'one_time_tokens', fields: TOKEN_FIELDS, key: 'hash' });
+  const removals = sqliteTable(db, {
+    table: 'pending_profile_removals',
+    fields: PROFILE_REMOVAL_FIELDS,
+    key: 'userId',
+  });
   const stmt = {
-    insertAccount: db.prepare<AccountRow>(
-      `INSERT INTO accounts (id, email, password_hash, email_verified, roles, created_at, updated_at,
-         password_changed_at)
-       VALUES (@id, @email, @password_hash, @email_verified, @roles, @created_at, @updated_at,
-         @password_changed_at)`,
-    ),
-    findById: db.prepare<[string], AccountRow>('SELECT * FROM accounts WHERE id = ?'),
-    findByIds: db.prepare<[string], AccountRow>(
-      'SELECT * FROM accounts WHERE id IN (SELECT value FROM json_each(?))',
-    ),
     // `email` is COLLATE NOCASE (ASCII case folding); lower-casing the argument covers the rest of Unicode,
     // as emails are stored lower-cased.
-    findByEmail: db.prepare<[string], AccountRow>('SELECT * FROM accounts WHERE email = ?'),
+    findByEmail: db.prepare<[string], SqliteRow>('SELECT * FROM accounts WHERE email = ?'),
     updatePassword: db.prepare<[string, string, string, string]>(
       'UPDATE accounts SET password_hash = ?, password_changed_at = ?, updated_at = ? WHERE id = ?',
     ),
@@ -245,11 +136,6 @@ export function openSqliteAccountStore(options: SqliteAccountStoreOptions): Acco
     ),
     setRoles: db.prepare<[string, string, string]>(
       'UPDATE accounts SET roles = ?, updated_at = ? WHERE id = ?',
-    ),
-    deleteAccount: db.prepare<[string]>('DELETE FROM accounts WHERE id = ?'),
-    insertToken: db.prepare<TokenRow>(
-      `INSERT INTO one_time_tokens (hash, purpose, account_id, new_email, created_at, expires_at, used_at)
-       VALUES (@hash, @purpose, @account_id, @new_email, @created_at, @expires_at, @used_at)`,
     ),
     invalidateTokens: db.prepare<{ accountId: string; purposes: string; now: string }>(
       `UPDATE one_time_tokens SET used_at = @now
@@ -263,7 +149,7 @@ export function openSqliteAccountStore(options: SqliteAccountStoreOptions): Acco
       `INSERT INTO pending_profile_removals (user_id, created_at, next_attempt_at) VALUES (?, ?, ?)
        ON CONFLICT (user_id) DO NOTHING`,
     ),
-    claimRemovals: db.prepare<{ now: string; leaseUntil: string; limit: number }, RemovalRow>(
+    claimRemovals: db.prepare<{ now: string; leaseUntil: string; limit: number }, SqliteRow>(
       `UPDATE pending_profile_removals SET next_attempt_at = @leaseUntil
        WHERE user_id IN (
          SELECT user_id FROM pending_profile_removals WHERE next_attempt_at <= @now
@@ -274,12 +160,11 @@ export function openSqliteAccountStore(options: SqliteAccountStoreOptions): Acco
       `UPDATE pending_profile_removals SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?
        WHERE user_id = ?`,
     ),
-    completeRemoval: db.prepare<[string]>('DELETE FROM pending_profile_removals WHERE user_id = ?'),
-    listRemovals: db.prepare<[], RemovalRow>(
+    listRemovals: db.prepare<[], SqliteRow>(
       'SELECT * FROM pending_profile_removals ORDER BY created_at, user_id',
     ),
     // One statement: the check and the write are atomic, so of concurrent consumers exactly one wins.
-    consumeToken: db.prepare<{ hash: string; purpose: string; now: string }, TokenRow>(
+    consumeToken: db.prepare<{ hash: string; purpose: string; now: string }, SqliteRow>(
       `UPDATE one_time_tokens SET used_at = @now
        WHERE hash = @hash AND purpose = @purpose AND used_at IS NULL AND expires_at > @now
        RETURNING *`,
@@ -287,26 +172,24 @@ export function openSqliteAccountStore(options: SqliteAccountStoreOptions): Acco
     deleteTokensExpiredBefore: db.prepare<[string]>('DELETE FROM one_time_tokens WHERE expires_at < ?'),
   };
 
-  // Writes use BEGIN IMMEDIATE: taking the write lock up front avoids SQLITE_BUSY on lock upgrade when another
-  // connection writes to the same file.
-  const insertTx = db.transaction((account: AccountRecord, events: readonly AivaEvent[]): void => {
-    stmt.insertAccount.run(toRow(account));
-    for (const event of events) outbox.write(event);
+  const insertTx = store.transaction((account: AccountRecord, events: readonly AivaEvent[]): void => {
+    accounts.insert({ ...account, email: account.email.toLowerCase() });
+    outbox.write(events);
   });
 
-  const insertTokenTx = db.transaction(
+  const insertTokenTx = store.transaction(
     (token: OneTimeTokenRecord, events: readonly AivaEvent[], cleanupBefore: string | null): void => {
       if (cleanupBefore !== null) stmt.deleteTokensExpiredBefore.run(cleanupBefore);
-      stmt.insertToken.run(tokenToRow(token));
-      for (const event of events) outbox.write(event);
+      tokens.insert({ ...token, newEmail: token.newEmail?.toLowerCase() });
+      outbox.write(events);
     },
   );
   let lastTokenCleanup = 0;
 
-  const changeEmailTx = db.transaction(
+  const changeEmailTx = store.transaction(
     (id: string, email: string, at: string, events: readonly AivaEvent[]): boolean => {
       if (stmt.changeEmail.run(email.toLowerCase(), at, id).changes === 0) return false;
-      for (const event of events) outbox.write(event);
+      outbox.write(events);
       return true;
     },
   );
@@ -315,26 +198,20 @@ export function openSqliteAccountStore(options: SqliteAccountStoreOptions): Acco
     kind: 'sqlite',
 
     async insert(account, events) {
-      try {
-        insertTx.immediate(account, events);
-      } catch (error) {
-        throw mapConstraintViolation(error);
-      }
+      insertTx(account, events);
     },
 
     async findById(id) {
-      const row = stmt.findById.get(id);
-      return row ? fromRow(row) : null;
+      return accounts.findById(id);
     },
 
     async findByIds(ids) {
-      if (ids.length === 0) return [];
-      return stmt.findByIds.all(JSON.stringify([...new Set(ids)])).map(fromRow);
+      return accounts.findByIds(ids);
     },
 
     async findByEmail(email) {
       const row = stmt.findByEmail.get(email.toLowerCase());
-      return row ? fromRow(row) : null;
+      return row ? accounts.fromRow(row) : null;
     },
 
     async updatePassword(id, passwordHash, changedAt) {
@@ -352,37 +229,32 @@ export function openSqliteAccountStore(options: SqliteAccountStoreOptions): Acco
 
     async remove(id) {
       // ON DELETE CASCADE removes the account's tokens (foreign_keys is on for this connection).
-      return stmt.deleteAccount.run(id).changes > 0;
+      return accounts.deleteById(id);
     },
 
     async removeForEvent(consumer, eventId, id) {
       // The removal and the record of the event id commit together (one BEGIN IMMEDIATE).
-      const once = processed.runOnce(consumer, eventId, () =>
-        stmt.deleteAccount.run(id).changes > 0 ? ('removed' as const) : ('missing' as const),
+      return store.once(consumer, eventId, () =>
+        accounts.deleteById(id) ? ('removed' as const) : ('missing' as const),
       );
-      return once.duplicate ? 'duplicate' : once.result;
     },
 
     async hasProcessed(consumer, eventId) {
-      return processed.has(consumer, eventId);
+      return store.processed.has(consumer, eventId);
     },
 
     async insertToken(token, events) {
       const now = Date.now();
       const cleanup = now - lastTokenCleanup >= TOKEN_CLEANUP_INTERVAL_MS;
       const cleanupBefore = cleanup ? new Date(now - EXPIRED_TOKEN_RETENTION_MS).toISOString() : null;
-      try {
-        insertTokenTx.immediate(token, events, cleanupBefore);
-      } catch (error) {
-        throw mapConstraintViolation(error);
-      }
+      insertTokenTx(token, events, cleanupBefore);
       if (cleanup) lastTokenCleanup = now;
     },
 
     async consumeToken(hash, purpose, now) {
       const row = stmt.consumeToken.get({ hash, purpose, now: now.toISOString() });
       // The row as it was before: the WHERE clause guarantees it was unused.
-      return row ? { ...tokenFromRow(row), usedAt: null } : null;
+      return row ? { ...tokens.fromRow(row), usedAt: null } : null;
     },
 
     async invalidateTokens(accountId, purposes, now) {
@@ -395,11 +267,7 @@ export function openSqliteAccountStore(options: SqliteAccountStoreOptions): Acco
     },
 
     async changeEmail(id, email, at, events) {
-      try {
-        return changeEmailTx.immediate(id, email, at.toISOString(), events);
-      } catch (error) {
-        throw mapConstraintViolation(error);
-      }
+      return changeEmailTx(id, email, at.toISOString(), events);
     },
 
     async addProfileRemoval(userId, at, nextAttemptAt = at) {
@@ -411,7 +279,7 @@ export function openSqliteAccountStore(options: SqliteAccountStoreOptions): Acco
       if (n === 0) return [];
       return stmt.claimRemovals
         .all({ now: now.toISOString(), leaseUntil: leaseUntil.toISOString(), limit: n })
-        .map(removalFromRow)
+        .map(removals.fromRow)
         .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
     },
 
@@ -420,16 +288,15 @@ export function openSqliteAccountStore(options: SqliteAccountStoreOptions): Acco
     },
 
     async completeProfileRemoval(userId) {
-      stmt.completeRemoval.run(userId);
+      removals.deleteById(userId);
     },
 
     async pendingProfileRemovals() {
-      return stmt.listRemovals.all().map(removalFromRow);
+      return stmt.listRemovals.all().map(removals.fromRow);
     },
 
-    ...outboxMethods(outbox),
-
-    ping,
-    close,
+    ...store.relay,
+    ping: store.ping,
+    close: store.close,
   };
 }

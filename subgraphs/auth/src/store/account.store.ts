@@ -1,4 +1,4 @@
-import type { AivaEvent, OutboxStore } from '@aiva/shared';
+import type { AivaEvent, OutboxStore, RecordFields } from '@aiva/shared';
 
 /** Credentials and identity facts of one person. The profile (names, username) lives in users. */
 export interface AccountRecord {
@@ -14,6 +14,18 @@ export interface AccountRecord {
   updatedAt: Date;
   passwordChangedAt: Date;
 }
+
+/** How each field of an account is stored, for both adapters (`sqliteTable`, `mongoCollection`). */
+export const ACCOUNT_FIELDS: RecordFields<AccountRecord> = {
+  id: 'string',
+  email: 'string',
+  passwordHash: 'string',
+  emailVerified: 'boolean',
+  roles: 'list',
+  createdAt: 'date',
+  updatedAt: 'date',
+  passwordChangedAt: 'date',
+};
 
 export type OneTimeTokenPurpose = 'password_reset' | 'email_verification' | 'email_change';
 export const ONE_TIME_TOKEN_PURPOSES: readonly OneTimeTokenPurpose[] = [
@@ -34,6 +46,17 @@ export interface OneTimeTokenRecord {
   newEmail?: string;
 }
 
+/** How each field of a one-time token is stored (key: `hash`). */
+export const TOKEN_FIELDS: RecordFields<OneTimeTokenRecord> = {
+  hash: 'string',
+  purpose: 'string',
+  accountId: 'string',
+  createdAt: 'date',
+  expiresAt: 'date',
+  usedAt: 'date?',
+  newEmail: 'optional',
+};
+
 /**
  * The durable undo of a half-done sign-up: users created the profile, storing the account failed, and the profile
  * must go. Kept until users confirmed the removal; retried with backoff.
@@ -47,6 +70,15 @@ export interface PendingProfileRemoval {
   /** The last failure's message (no secrets: users' error message or "unavailable"). */
   lastError: string | null;
 }
+
+/** How each field of a pending profile removal is stored (key: `userId`). */
+export const PROFILE_REMOVAL_FIELDS: RecordFields<PendingProfileRemoval> = {
+  userId: 'string',
+  createdAt: 'date',
+  attempts: 'number',
+  nextAttemptAt: 'date',
+  lastError: 'value',
+};
 
 /**
  * The persistence port of auth's accounts and one-time tokens. Writes that carry events store them in the

@@ -1,4 +1,4 @@
-import { conflict, openMigratedSqlite, sqliteStoreLifecycle } from '@aiva/shared';
+import { openSqliteStore, type RecordFields, type SqliteRow, sqliteTable } from '@aiva/shared';
 import { MAX_PREVIOUS_HASHES, type SessionRecord, type SessionStore } from './session.store.js';
 
 export interface SqliteSessionStoreOptions {
@@ -40,77 +40,50 @@ const MIGRATIONS: readonly string[] = [
   `,
 ];
 
-interface SessionRow {
-  id: string;
-  user_id: string;
-  token_hash: string;
-  previous_hashes: string;
-  created_at: string;
-  last_used_at: string;
-  expires_at: string;
-  revoked_at: string | null;
-  revoked_reason: string | null;
-  user_agent: string | null;
-  ip: string | null;
+const SESSION_FIELDS: RecordFields<SessionRecord> = {
+  id: 'string',
+  userId: 'string',
+  tokenHash: 'string',
+  previousHashes: 'list',
+  createdAt: 'date',
+  lastUsedAt: 'date',
+  expiresAt: 'date',
+  revokedAt: 'date?',
+  revokedReason: 'value',
+  userAgent: 'value',
+  ip: 'value',
+};
+
+/** A stored session as a record: the hashes as strings (a malformed list reads as empty: the `list` kind). */
+function checked(session: SessionRecord): SessionRecord {
+  return { ...session, previousHashes: session.previousHashes.map(String) };
 }
 
-const iso = (date: Date | null): string | null => (date === null ? null : date.toISOString());
-
-function toRow(session: SessionRecord): SessionRow {
-  return {
-    id: session.id,
-    user_id: session.userId,
-    token_hash: session.tokenHash,
-    previous_hashes: JSON.stringify(session.previousHashes.slice(-MAX_PREVIOUS_HASHES)),
-    created_at: session.createdAt.toISOString(),
-    last_used_at: session.lastUsedAt.toISOString(),
-    expires_at: session.expiresAt.toISOString(),
-    revoked_at: iso(session.revokedAt),
-    revoked_reason: session.revokedReason,
-    user_agent: session.userAgent,
-    ip: session.ip,
-  };
-}
-
-function fromRow(row: SessionRow): SessionRecord {
-  const previous: unknown = JSON.parse(row.previous_hashes);
-  return {
-    id: row.id,
-    userId: row.user_id,
-    tokenHash: row.token_hash,
-    previousHashes: Array.isArray(previous) ? previous.map(String) : [],
-    createdAt: new Date(row.created_at),
-    lastUsedAt: new Date(row.last_used_at),
-    expiresAt: new Date(row.expires_at),
-    revokedAt: row.revoked_at === null ? null : new Date(row.revoked_at),
-    revokedReason: row.revoked_reason,
-    userAgent: row.user_agent,
-    ip: row.ip,
-  };
+/** The stored form: at most MAX_PREVIOUS_HASHES previous hashes. */
+function bounded(session: SessionRecord): SessionRecord {
+  return { ...session, previousHashes: session.previousHashes.slice(-MAX_PREVIOUS_HASHES) };
 }
 
 /** Opens (creating and migrating when needed) the SQLite session store. Synchronous under the hood. */
 export function openSqliteSessionStore(options: SqliteSessionStoreOptions): SessionStore {
-  const db = openMigratedSqlite(options.file, {
+  const store = openSqliteStore({
+    file: options.file,
     component: SESSION_SCHEMA_COMPONENT,
     migrations: MIGRATIONS,
     label: 'auth sessions',
+    constraints: {
+      unique: [{ target: 'sessions.id', message: 'A session with this id already exists', field: 'id' }],
+    },
   });
-
-  const { ping, close } = sqliteStoreLifecycle(db);
+  const { db } = store;
+  const sessions = sqliteTable(db, { table: 'sessions', fields: SESSION_FIELDS });
+  const fromRow = (row: SqliteRow): SessionRecord => checked(sessions.fromRow(row));
   const stmt = {
-    insert: db.prepare<SessionRow>(
-      `INSERT INTO sessions (id, user_id, token_hash, previous_hashes, created_at, last_used_at, expires_at,
-         revoked_at, revoked_reason, user_agent, ip)
-       VALUES (@id, @user_id, @token_hash, @previous_hashes, @created_at, @last_used_at, @expires_at,
-         @revoked_at, @revoked_reason, @user_agent, @ip)`,
-    ),
-    get: db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE id = ?'),
     // The compare-and-set: the WHERE clause repeats every condition, so the update only happens when the
     // session is still in the state the new `previous_hashes` was computed from.
     rotate: db.prepare<
       { id: string; expected: string; next: string; previous: string; now: string },
-      SessionRow
+      SqliteRow
     >(
       `UPDATE sessions SET token_hash = @next, previous_hashes = @previous, last_used_at = @now
        WHERE id = @id AND token_hash = @expected AND revoked_at IS NULL AND expires_at > @now
@@ -124,7 +97,7 @@ export function openSqliteSessionStore(options: SqliteSessionStoreOptions): Sess
       `UPDATE sessions SET revoked_at = @now, revoked_reason = @reason
        WHERE user_id = @userId AND revoked_at IS NULL AND expires_at > @now AND id IS NOT @except`,
     ),
-    listActive: db.prepare<{ userId: string; now: string }, SessionRow>(
+    listActive: db.prepare<{ userId: string; now: string }, SqliteRow>(
       `SELECT * FROM sessions
        WHERE user_id = @userId AND revoked_at IS NULL AND expires_at > @now
        ORDER BY created_at DESC, id DESC`,
@@ -132,28 +105,32 @@ export function openSqliteSessionStore(options: SqliteSessionStoreOptions): Sess
     deleteExpired: db.prepare<[string]>('DELETE FROM sessions WHERE expires_at <= ?'),
   };
 
-  const createTx = db.transaction((session: SessionRecord, cleanupBefore: string | null): void => {
+  const createTx = store.transaction((session: SessionRecord, cleanupBefore: string | null): void => {
     if (cleanupBefore !== null) stmt.deleteExpired.run(cleanupBefore);
-    stmt.insert.run(toRow(session));
+    sessions.insert(bounded(session));
   });
 
   // Read, compute the bounded hash list, compare-and-set: under BEGIN IMMEDIATE nobody writes in between,
   // and the CAS in the UPDATE keeps it correct even without the lock.
-  const rotateTx = db.transaction(
-    (id: string, expectedHash: string, nextHash: string, now: string): SessionRow | null => {
-      const row = stmt.get.get(id);
-      if (!row || row.token_hash !== expectedHash || row.revoked_at !== null || row.expires_at <= now) {
+  const rotateTx = store.transaction(
+    (id: string, expectedHash: string, nextHash: string, now: string): SqliteRow | null => {
+      const session = sessions.findById(id);
+      if (
+        !session ||
+        session.tokenHash !== expectedHash ||
+        session.revokedAt !== null ||
+        session.expiresAt.toISOString() <= now
+      ) {
         return null;
       }
-      const previous = fromRow(row).previousHashes;
+      const previous = checked(session).previousHashes;
       previous.push(expectedHash);
-      const bounded = previous.slice(-MAX_PREVIOUS_HASHES);
       return (
         stmt.rotate.get({
           id,
           expected: expectedHash,
           next: nextHash,
-          previous: JSON.stringify(bounded),
+          previous: JSON.stringify(previous.slice(-MAX_PREVIOUS_HASHES)),
           now,
         }) ?? null
       );
@@ -168,25 +145,17 @@ export function openSqliteSessionStore(options: SqliteSessionStoreOptions): Sess
     async create(session) {
       const now = Date.now();
       const cleanup = now - lastCleanup >= CLEANUP_INTERVAL_MS;
-      try {
-        createTx.immediate(session, cleanup ? new Date(now).toISOString() : null);
-      } catch (error) {
-        const code = (error as { code?: unknown } | null)?.code;
-        if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE') {
-          throw conflict('A session with this id already exists', { field: 'id' });
-        }
-        throw error;
-      }
+      createTx(session, cleanup ? new Date(now).toISOString() : null);
       if (cleanup) lastCleanup = now;
     },
 
     async get(id) {
-      const row = stmt.get.get(id);
-      return row ? fromRow(row) : null;
+      const session = sessions.findById(id);
+      return session ? checked(session) : null;
     },
 
     async rotate(id, expectedHash, nextHash, now) {
-      const row = rotateTx.immediate(id, expectedHash, nextHash, now.toISOString());
+      const row = rotateTx(id, expectedHash, nextHash, now.toISOString());
       return row ? fromRow(row) : null;
     },
 
@@ -207,7 +176,7 @@ export function openSqliteSessionStore(options: SqliteSessionStoreOptions): Sess
       return stmt.listActive.all({ userId, now: now.toISOString() }).map(fromRow);
     },
 
-    ping,
-    close,
+    ping: store.ping,
+    close: store.close,
   };
 }

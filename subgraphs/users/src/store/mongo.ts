@@ -1,31 +1,18 @@
-import { outboxMethods } from '@aiva/shared';
 import {
-  connectMongo,
-  createMongoOutbox,
-  createMongoProcessedEvents,
+  connectMongoEventStore,
   type MongoConnectionOptions,
+  type MongoDocOf,
   mapDuplicateKey as mapMongoDuplicateKey,
-  setUpMongoStore,
+  mongoCollection,
 } from '@aiva/shared/mongo';
 import { Schema } from 'mongoose';
-import type { UserPage, UserPatch, UserRecord, UserStore } from './user.store.js';
+import { USER_FIELDS, type UserPatch, type UserRecord, type UserStore, userQueries } from './user.store.js';
 
 /** `url` (e.g. `mongodb://localhost:27017/?replicaSet=rs0`) and an optional `dbName` overriding the URL's. */
 export type MongoUserStoreOptions = MongoConnectionOptions;
 
-interface UserDoc {
-  _id: string;
-  email: string;
-  /** `email.toLowerCase()`, carrying the unique index (case-insensitive uniqueness). */
-  emailLower: string;
-  username: string;
-  usernameLower: string;
-  firstName: string;
-  lastName: string;
-  displayName: string | null;
-  createdAt: Date;
-  updatedAt: Date;
-}
+/** A user as stored: the record with `_id`, and lower-cased copies carrying the unique indexes. */
+type UserDoc = MongoDocOf<UserRecord> & { emailLower: string; usernameLower: string };
 
 // Names are not `required`: mongoose rejects empty strings for required String paths, and input validation is
 // the service's job. `autoIndex` is off because indexes are synchronised explicitly (and awaited) at connect.
@@ -46,34 +33,6 @@ const userSchema = new Schema<UserDoc>(
 );
 userSchema.index({ emailLower: 1 }, { unique: true, name: 'users_email_lower_unique' });
 userSchema.index({ usernameLower: 1 }, { unique: true, name: 'users_username_lower_unique' });
-
-function toDoc(user: UserRecord): UserDoc {
-  return {
-    _id: user.id,
-    email: user.email,
-    emailLower: user.email.toLowerCase(),
-    username: user.username,
-    usernameLower: user.username.toLowerCase(),
-    firstName: user.firstName,
-    lastName: user.lastName,
-    displayName: user.displayName,
-    createdAt: user.createdAt,
-    updatedAt: user.updatedAt,
-  };
-}
-
-function fromDoc(doc: UserDoc): UserRecord {
-  return {
-    id: doc._id,
-    email: doc.email,
-    username: doc.username,
-    firstName: doc.firstName ?? '',
-    lastName: doc.lastName ?? '',
-    displayName: doc.displayName ?? null,
-    createdAt: new Date(doc.createdAt),
-    updatedAt: new Date(doc.updatedAt),
-  };
-}
 
 function patchToSet(patch: UserPatch, updatedAt: Date): Partial<UserDoc> {
   const set: Partial<UserDoc> = { updatedAt };
@@ -121,67 +80,35 @@ export function mapDuplicateKey(error: unknown): unknown {
  * the collections and synchronises their indexes.
  */
 export async function connectMongoUserStore(options: MongoUserStoreOptions): Promise<UserStore> {
-  const connection = await connectMongo(options);
-  const User = connection.model<UserDoc>('User', userSchema);
-  const outbox = createMongoOutbox(connection);
-  // Processed ids (`processed_events`, TTL 30 days: longer than the stream keeps events).
-  const processed = createMongoProcessedEvents(connection);
-  const { write, ping, close } = await setUpMongoStore(
-    connection,
-    [User, processed.model, ...outbox.models],
-    mapDuplicateKey,
-  );
+  const store = await connectMongoEventStore({
+    ...options,
+    models: (connection) => ({ User: connection.model<UserDoc>('User', userSchema) }),
+    mapError: mapDuplicateKey,
+  });
+  const { write, outbox } = store;
+  const users = mongoCollection(store.models.User, {
+    fields: USER_FIELDS,
+    // The lower-cased copies carry the unique indexes (case-insensitive uniqueness).
+    derived: (user) => ({ emailLower: user.email.toLowerCase(), usernameLower: user.username.toLowerCase() }),
+  });
 
   return {
     kind: 'mongo',
 
     async insert(user, event) {
       await write(async (session) => {
-        await User.create([toDoc(user)], { session });
+        await users.insert(user, session);
         await outbox.write([event], session);
       });
       return { ...user };
     },
 
-    async findById(id) {
-      const doc = await User.findOne({ _id: id }).lean<UserDoc>().exec();
-      return doc ? fromDoc(doc) : null;
-    },
-
-    async findByIds(ids) {
-      if (ids.length === 0) return [];
-      const docs = await User.find({ _id: { $in: [...new Set(ids)] } })
-        .lean<UserDoc[]>()
-        .exec();
-      return docs.map(fromDoc);
-    },
-
-    async list({ first, afterId }): Promise<UserPage> {
-      const limit = Math.max(0, Math.floor(first));
-      const filter = afterId === undefined ? {} : { _id: { $gt: afterId } };
-      const docs = await User.find(filter)
-        .sort({ _id: 1 })
-        .limit(limit + 1)
-        .lean<UserDoc[]>()
-        .exec();
-      return { users: docs.slice(0, limit).map(fromDoc), hasNextPage: docs.length > limit };
-    },
-
-    async count() {
-      return User.countDocuments({}).exec();
-    },
+    ...userQueries(users),
 
     async update(id, patch, updatedAt, makeEvent) {
       return write(async (session) => {
-        const doc = await User.findOneAndUpdate(
-          { _id: id },
-          { $set: patchToSet(patch, updatedAt) },
-          { session, returnDocument: 'after' },
-        )
-          .lean<UserDoc>()
-          .exec();
-        if (!doc) return null;
-        const updated = fromDoc(doc);
+        const updated = await users.updateById(id, { $set: patchToSet(patch, updatedAt) }, session);
+        if (!updated) return null;
         await outbox.write([makeEvent(updated)], session);
         return updated;
       });
@@ -189,37 +116,32 @@ export async function connectMongoUserStore(options: MongoUserStoreOptions): Pro
 
     async remove(id, makeEvent) {
       return write(async (session) => {
-        const doc = await User.findOneAndDelete({ _id: id }, { session }).lean<UserDoc>().exec();
-        if (!doc) return false;
-        await outbox.write([makeEvent(fromDoc(doc))], session);
+        const removed = await users.removeById(id, session);
+        if (!removed) return false;
+        await outbox.write([makeEvent(removed)], session);
         return true;
       });
     },
 
     async syncEmail(change, makeEvent) {
-      return write(async (session) => {
-        // In the write's transaction: the change, its event and the record of the event id commit together.
-        const once = await processed.runOnce(session, change.consumer, change.eventId, async () => {
-          const doc = await User.findOne({ _id: change.userId }).session(session).lean<UserDoc>().exec();
-          if (!doc) return 'missing' as const;
-          if (doc.email === change.email) return 'unchanged' as const;
-          const updated = await User.findOneAndUpdate(
-            { _id: change.userId },
-            { $set: patchToSet({ email: change.email }, change.at) },
-            { session, returnDocument: 'after' },
-          )
-            .lean<UserDoc>()
-            .exec();
-          if (!updated) return 'missing' as const;
-          await outbox.write([makeEvent(fromDoc(updated))], session);
-          return 'updated' as const;
-        });
-        return once.duplicate ? ('duplicate' as const) : once.result;
+      // In the write's transaction: the change, its event and the record of the event id commit together.
+      return store.once(change.consumer, change.eventId, async (session) => {
+        const user = await users.findById(change.userId, session);
+        if (!user) return 'missing' as const;
+        if (user.email === change.email) return 'unchanged' as const;
+        const updated = await users.updateById(
+          change.userId,
+          { $set: patchToSet({ email: change.email }, change.at) },
+          session,
+        );
+        if (!updated) return 'missing' as const;
+        await outbox.write([makeEvent(updated)], session);
+        return 'updated' as const;
       });
     },
 
-    ...outboxMethods(outbox),
-    ping,
-    close,
+    ...store.relay,
+    ping: store.ping,
+    close: store.close,
   };
 }

@@ -1,4 +1,4 @@
-import type { AivaEvent, OutboxStore } from '@aiva/shared';
+import type { AivaEvent, OutboxStore, Page, PageRequest, RecordFields } from '@aiva/shared';
 
 /** A user profile as the users subgraph stores it. */
 export interface UserRecord {
@@ -11,6 +11,18 @@ export interface UserRecord {
   createdAt: Date;
   updatedAt: Date;
 }
+
+/** How each field of a user is stored, for both adapters (`sqliteTable`, `mongoCollection`). */
+export const USER_FIELDS: RecordFields<UserRecord> = {
+  id: 'string',
+  email: 'string',
+  username: 'string',
+  firstName: 'string',
+  lastName: 'string',
+  displayName: 'value',
+  createdAt: 'date',
+  updatedAt: 'date',
+};
 
 export type UserPatch = Partial<
   Pick<UserRecord, 'email' | 'username' | 'firstName' | 'lastName' | 'displayName'>
@@ -57,4 +69,33 @@ export interface UserStore extends OutboxStore {
   ): Promise<'updated' | 'unchanged' | 'missing' | 'duplicate'>;
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The reads both adapters serve from the store kit (a SQLite table and pager, a MongoDB collection). */
+export interface UserSource {
+  findById(id: string): UserRecord | null | Promise<UserRecord | null>;
+  findByIds(ids: readonly string[]): UserRecord[] | Promise<UserRecord[]>;
+  page(request: PageRequest): Page<UserRecord> | Promise<Page<UserRecord>>;
+  count(): number | Promise<number>;
+}
+
+/** The port's read methods over the kit's reads: the same mapping for both adapters. */
+export function userQueries(
+  source: UserSource,
+): Pick<UserStore, 'findById' | 'findByIds' | 'list' | 'count'> {
+  return {
+    async findById(id) {
+      return source.findById(id);
+    },
+    async findByIds(ids) {
+      return source.findByIds(ids);
+    },
+    async list({ first, afterId }) {
+      const page = await source.page({ first, afterId });
+      return { users: page.items, hasNextPage: page.hasNextPage };
+    },
+    async count() {
+      return source.count();
+    },
+  };
 }
