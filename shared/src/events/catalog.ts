@@ -90,3 +90,71 @@ export const EVENT_TYPES = Object.keys(eventCatalog) as EventType[];
 export function isEventType(type: string): type is EventType {
   return Object.hasOwn(eventCatalog, type);
 }
+
+/** Who publishes an event type and who consumes it, for the event catalog in the README (`renderEventCatalog`). */
+export interface EventTypeInfo {
+  /** The service that publishes it (through its outbox). */
+  producer: string;
+  /** What it says, in one sentence. */
+  description: string;
+  /** Consumer names (`<service>.<purpose>`) subscribed to it. */
+  consumers: readonly string[];
+}
+
+/**
+ * Producers and consumers of every catalog type, next to the schemas so a new type cannot miss its entry (the
+ * Record type fails to compile). Keep the consumer names equal to the ones the services subscribe with.
+ */
+export const eventDirectory: Record<EventType, EventTypeInfo> = {
+  'aiva.users.user.created.v1': {
+    producer: 'users',
+    description: 'A profile was created (at sign-up).',
+    consumers: [],
+  },
+  'aiva.users.user.updated.v1': {
+    producer: 'users',
+    description: 'Profile fields changed; `changedFields` names them.',
+    consumers: [],
+  },
+  'aiva.users.user.deleted.v1': {
+    producer: 'users',
+    description: 'A profile was removed; auth removes the account and its sessions.',
+    consumers: ['auth.account-removal', 'notifications.account-removal'],
+  },
+  'aiva.auth.user.registered.v1': {
+    producer: 'auth',
+    description: 'An account was registered.',
+    consumers: ['notifications.welcome'],
+  },
+  'aiva.auth.password_reset.requested.v1': {
+    producer: 'auth',
+    description: 'A password reset was asked for; carries the sealed single-use token for the mail.',
+    consumers: ['notifications.password-reset'],
+  },
+  'aiva.auth.email_verification.requested.v1': {
+    producer: 'auth',
+    description: 'An address is to be verified; carries the sealed single-use token for the mail.',
+    consumers: ['notifications.email-verification'],
+  },
+  'aiva.auth.email_change.requested.v1': {
+    producer: 'auth',
+    description:
+      'A signed-in person asked to use a new address; the sealed token goes to `email`, `previousEmail` may be warned.',
+    consumers: ['notifications.email-change'],
+  },
+  'aiva.auth.user.email_changed.v1': {
+    producer: 'auth',
+    description: "The account's email changed (the new address was verified); the profile's copy follows.",
+    consumers: ['users.email-sync', 'notifications.contact-sync'],
+  },
+  'aiva.orchestrator.instance.up.v1': {
+    producer: 'orchestrator',
+    description: 'Information only: the orchestrator started routing to an instance.',
+    consumers: [],
+  },
+  'aiva.orchestrator.instance.down.v1': {
+    producer: 'orchestrator',
+    description: 'Information only: the orchestrator stopped routing to an instance, and why.',
+    consumers: [],
+  },
+};

@@ -1,5 +1,14 @@
 import type { Logger } from '../log.js';
 import { sleepUnlessAborted } from '../sleep.js';
+import {
+  type AdminDeadLetter,
+  type AdministrableBus,
+  byConsumerAndType,
+  type ConsumerStatus,
+  DeadLetterNotFoundError,
+  deadLetterSeq,
+  type EventBusAdmin,
+} from './admin/admin.js';
 import type { DeadLetter, EventBus, EventHandler, SubscribeOptions, Subscription } from './bus.js';
 import type { EventType } from './catalog.js';
 import {
@@ -18,7 +27,7 @@ import type { AivaEvent } from './event.js';
 // ---------------------------------------------------------------------------------------------------------------
 
 /** The memory bus has one extra method for tests and shutdown: wait until nothing is being delivered. */
-export interface MemoryBus extends EventBus {
+export interface MemoryBus extends EventBus, AdministrableBus {
   readonly kind: 'memory';
   /** Resolves once every queue with an active subscriber is empty and no delivery (or backoff) is in flight. */
   drain(): Promise<void>;
@@ -38,6 +47,8 @@ interface QueuedEvent {
   payload: string;
   /** Failed deliveries so far; survives a stop/subscribe like JetStream's delivery count. */
   deliveries: number;
+  /** Set on a replay: the id of the dead letter it replays (removed once this is done with). */
+  replayOf?: string;
 }
 
 interface ActiveHandler {
@@ -58,6 +69,8 @@ interface Durable {
   next: number;
   /** The running delivery loop, if any. */
   worker: Promise<void> | null;
+  /** When an event was last taken or settled (ms), 0 when never. */
+  lastDelivered: number;
 }
 
 /**
@@ -77,7 +90,9 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
   const durables = new Map<string, Durable>();
   /** Insertion-ordered, so the oldest id is evicted first. */
   const publishedIds = new Set<string>();
-  const deadLetterStore = new Map<string, DeadLetter[]>();
+  const deadLetterStore = new Map<string, AdminDeadLetter[]>();
+  let deadLetterCount = 0;
+  let publishedCount = 0;
   let closed = false;
   const closing = new AbortController();
 
@@ -99,7 +114,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
 
   function recordDeadLetter(letter: DeadLetter): void {
     const list = deadLetterStore.get(letter.consumer) ?? [];
-    list.push(letter);
+    list.push({ ...letter, id: String(++deadLetterCount), type: letter.event.type });
     if (list.length > maxDeadLetters) list.splice(0, list.length - maxDeadLetters);
     deadLetterStore.set(letter.consumer, list);
     logDeadLetter(logger, letter);
@@ -137,6 +152,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
     const event = parseForDelivery(durable, item);
     if (!event) return true;
     item.deliveries++;
+    durable.lastDelivered = Date.now();
     // new Promise(...) also turns a synchronous throw from the handler into a failed delivery.
     const attempt = new Promise<void>((resolve) => resolve(active.handler(event)));
     active.inFlight = attempt.then(
@@ -173,7 +189,11 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
       const active = item ? pickHandler(durable) : undefined;
       if (!item || !active || closed) return;
       const done = await deliverHead(durable, item, active);
-      if (done) durable.queue.shift();
+      if (!done) continue;
+      durable.queue.shift();
+      durable.lastDelivered = Date.now();
+      // A replayed dead letter is done with: delivered, or dead-lettered again under a new id.
+      if (item.replayOf) removeDeadLetter(item.replayOf);
     }
   }
 
@@ -197,6 +217,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
     assertOpen();
     const valid = validateEvent(event);
     if (!rememberId(valid.id)) return; // duplicate: accepted, delivered once
+    publishedCount++;
     const payload = JSON.stringify(valid);
     for (const durable of durables.values()) {
       if (durable.type !== valid.type) continue;
@@ -216,7 +237,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
     const key = durableKey(consumer, type);
     let durable = durables.get(key);
     if (!durable) {
-      durable = { consumer, type, queue: [], handlers: [], next: 0, worker: null };
+      durable = { consumer, type, queue: [], handlers: [], next: 0, worker: null, lastDelivered: 0 };
       durables.set(key, durable);
     }
     const active: ActiveHandler = {
@@ -236,6 +257,85 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
     };
   }
 
+  /** Removes a dead letter by id; false when there is none. */
+  function removeDeadLetter(id: string): boolean {
+    for (const [consumer, list] of deadLetterStore) {
+      const index = list.findIndex((letter) => letter.id === id);
+      if (index < 0) continue;
+      list.splice(index, 1);
+      if (list.length === 0) deadLetterStore.delete(consumer);
+      return true;
+    }
+    return false;
+  }
+
+  function findDeadLetter(id: string): AdminDeadLetter {
+    deadLetterSeq(id);
+    for (const list of deadLetterStore.values()) {
+      const letter = list.find((l) => l.id === id);
+      if (letter) return letter;
+    }
+    throw new DeadLetterNotFoundError(id);
+  }
+
+  /** The admin side over this bus's own state (the same process: there is no other way in). */
+  const admin: EventBusAdmin = {
+    kind: 'memory',
+    async streams() {
+      return [
+        {
+          name: 'memory',
+          subjects: ['aiva.>'],
+          messages: publishedIds.size,
+          bytes: null,
+          firstSeq: publishedCount > 0 ? publishedCount - publishedIds.size + 1 : 0,
+          lastSeq: publishedCount,
+          consumers: durables.size,
+        },
+      ];
+    },
+    async consumers() {
+      const rows: ConsumerStatus[] = [...durables.values()].map((durable) => {
+        const head = durable.queue[0];
+        const ackPending = head && head.deliveries > 0 ? 1 : 0;
+        return {
+          consumer: durable.consumer,
+          type: durable.type,
+          durable: `${durable.consumer} <- ${durable.type}`,
+          pending: durable.queue.length - ackPending,
+          ackPending,
+          redelivered: head && head.deliveries > 1 ? 1 : 0,
+          deadLetters: (deadLetterStore.get(durable.consumer) ?? []).filter((l) => l.type === durable.type)
+            .length,
+          lastDelivered: durable.lastDelivered ? new Date(durable.lastDelivered).toISOString() : null,
+        };
+      });
+      return rows.sort(byConsumerAndType);
+    },
+    async deadLetters(consumer) {
+      const lists =
+        consumer === undefined ? [...deadLetterStore.values()] : [deadLetterStore.get(consumer) ?? []];
+      return lists.flat().sort((a, b) => Number(a.id) - Number(b.id));
+    },
+    async replay(id) {
+      assertOpen();
+      const letter = findDeadLetter(id);
+      const event = validateEvent(letter.event);
+      const result = { id, consumer: letter.consumer, type: event.type, eventId: event.id };
+      const durable = durables.get(durableKey(letter.consumer, event.type));
+      if (!durable) throw new Error(`Consumer ${letter.consumer} has no position for ${event.type}`);
+      // Replayed already and not delivered yet: once is enough.
+      if (durable.queue.some((item) => item.replayOf === id)) return result;
+      durable.queue.push({ id: event.id, payload: JSON.stringify(event), deliveries: 0, replayOf: id });
+      kick(durable);
+      return result;
+    },
+    async discard(id) {
+      deadLetterSeq(id);
+      if (!removeDeadLetter(id)) throw new DeadLetterNotFoundError(id);
+    },
+  };
+
   async function drain(): Promise<void> {
     for (;;) {
       const running = [...durables.values()]
@@ -251,8 +351,9 @@ export function createMemoryBus(options: MemoryBusOptions = {}): MemoryBus {
     publish,
     subscribe,
     drain,
+    admin: () => admin,
     async deadLetters(consumer) {
-      return [...(deadLetterStore.get(consumer) ?? [])];
+      return (deadLetterStore.get(consumer) ?? []).map(({ id: _id, type: _type, ...letter }) => letter);
     },
     async ping() {
       assertOpen();

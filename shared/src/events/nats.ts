@@ -17,6 +17,8 @@ import {
 } from 'nats';
 import type { Logger } from '../log.js';
 import { sleepUnlessAborted } from '../sleep.js';
+import { type AdministrableBus, REPLAY_FOR_HEADER, REPLAY_OF_HEADER } from './admin/admin.js';
+import { createNatsBusAdmin, readDeadLetterMessages } from './admin/nats-admin.js';
 import type { BusState, DeadLetter, EventBus, EventHandler, SubscribeOptions, Subscription } from './bus.js';
 import { BusUnavailableError } from './bus-errors.js';
 import type { EventType } from './catalog.js';
@@ -28,6 +30,17 @@ import {
   validateEvent,
 } from './delivery.js';
 import type { AivaEvent } from './event.js';
+import {
+  DEAD_LETTER_PREFIX,
+  DEAD_LETTER_STREAM,
+  DEFAULT_STREAM,
+  deadLetterFilter,
+  deadLetterSubject,
+  durableName,
+  EVENT_SUBJECTS,
+  isNotFound,
+  natsToken,
+} from './nats-names.js';
 
 export interface NatsBusOptions {
   /** One server URL or several separated by commas. May carry credentials; it is never logged. */
@@ -62,7 +75,7 @@ export interface NatsBusOptions {
 export type NatsConnectionState = 'connecting' | 'up' | 'down' | 'closed';
 
 /** The NATS bus has a few extra operations for operations and tests. */
-export interface NatsBus extends EventBus {
+export interface NatsBus extends EventBus, AdministrableBus {
   readonly kind: 'nats';
   /**
    * Deletes every durable of a consumer name (all event types) and its dead letters. The consumer's position
@@ -75,10 +88,7 @@ export interface NatsBus extends EventBus {
   watchState(listener: (state: BusState) => void): () => void;
 }
 
-export const DEFAULT_STREAM = 'AIVA';
-export const EVENT_SUBJECTS = 'aiva.>';
-export const DEAD_LETTER_STREAM = 'AIVA_DLQ';
-const DEAD_LETTER_PREFIX = 'aiva_dlq';
+export { DEAD_LETTER_STREAM, DEFAULT_STREAM, durableName, EVENT_SUBJECTS, natsToken } from './nats-names.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Events are kept a week: a consumer stopped for longer misses events. */
@@ -109,25 +119,6 @@ const UNAVAILABLE_CODES = new Set([
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** A NATS name token: no dots, wildcards, whitespace or path separators. */
-export function natsToken(value: string): string {
-  return value.replace(/[^A-Za-z0-9_-]/g, '_');
-}
-
-/** One durable per (consumer, type), so one consumer name can subscribe to several types. */
-export function durableName(consumer: string, type: string): string {
-  return `${natsToken(consumer)}__${natsToken(type)}`;
-}
-
-function deadLetterSubject(consumer: string, type: string): string {
-  return `${DEAD_LETTER_PREFIX}.${natsToken(consumer)}.${type}`;
-}
-
-function isNotFound(error: unknown): boolean {
-  const e = error as { code?: unknown; api_error?: { code?: number } } | null;
-  return e?.api_error?.code === 404 || e?.code === '404';
-}
 
 /** Creates the stream, or adds our subject to an existing one; other settings of an existing stream are left. */
 async function ensureStream(
@@ -549,6 +540,12 @@ class NatsSubscription implements Subscription {
   }
 
   private async handle(m: JsMsg): Promise<void> {
+    // A replayed dead letter (see admin/nats-admin.ts) is for one consumer; the others let it pass unseen.
+    const replayFor = m.headers?.get(REPLAY_FOR_HEADER) || null;
+    if (replayFor !== null && replayFor !== this.name) {
+      await this.ackQuietly(m);
+      return;
+    }
     const delivery = m.info.deliveryCount;
     let event: AivaEvent;
     try {
@@ -600,6 +597,35 @@ class NatsSubscription implements Subscription {
         { consumer: this.name, eventId: event.id, err: errorMessage(error) },
         'event ack failed',
       );
+      return;
+    }
+    await this.settleReplay(m);
+  }
+
+  /** Acks a message this consumer has nothing to do with; a failure only means it comes back. */
+  private async ackQuietly(m: JsMsg): Promise<void> {
+    try {
+      await m.ackAck();
+    } catch (error) {
+      this.log?.debug({ consumer: this.name, err: errorMessage(error) }, 'ack of a foreign replay failed');
+    }
+  }
+
+  /**
+   * A replayed dead letter is done with (delivered, or dead-lettered again as a new one): delete the old dead
+   * letter. Best effort: it may be gone already (discarded, or a redelivery of the replay settled it).
+   */
+  private async settleReplay(m: JsMsg): Promise<void> {
+    const replayOf = Number(m.headers?.get(REPLAY_OF_HEADER) || Number.NaN);
+    if (!Number.isSafeInteger(replayOf) || replayOf < 1) return;
+    try {
+      await this.deps.link.require().jsm.streams.deleteMessage(DEAD_LETTER_STREAM, replayOf);
+    } catch (error) {
+      if (isNotFound(error)) return;
+      this.log?.warn(
+        { consumer: this.name, deadLetter: replayOf, err: errorMessage(error) },
+        'could not remove a replayed dead letter',
+      );
     }
   }
 
@@ -624,6 +650,7 @@ class NatsSubscription implements Subscription {
         { consumer: this.name, eventId: event.id, type: m.subject, deliveries, err: error },
         'event dead-lettered',
       );
+      await this.settleReplay(m);
     } catch (publishError) {
       this.log?.error(
         { consumer: this.name, eventId: event.id, err: errorMessage(publishError) },
@@ -686,36 +713,11 @@ async function ensureConsumer(
   return durable;
 }
 
-/** Reads all dead letters of a consumer through a short-lived ephemeral consumer on the DLQ stream. */
+/** Reads all dead letters of a consumer (see readDeadLetterMessages). */
 async function readDeadLetters(link: NatsLink, consumer: string): Promise<DeadLetter[]> {
   const { js, jsm } = link.require();
-  const info = await jsm.consumers.add(DEAD_LETTER_STREAM, {
-    ack_policy: AckPolicy.None,
-    deliver_policy: DeliverPolicy.All,
-    filter_subject: `${DEAD_LETTER_PREFIX}.${natsToken(consumer)}.>`,
-    inactive_threshold: nanos(30_000),
-    mem_storage: true,
-  });
-  const letters: DeadLetter[] = [];
-  try {
-    const reader = await js.consumers.get(DEAD_LETTER_STREAM, info.name);
-    let remaining = info.num_pending;
-    while (remaining > 0) {
-      const batch = await reader.fetch({ max_messages: Math.min(remaining, 256), expires: 2_000 });
-      let received = 0;
-      for await (const m of batch) {
-        received++;
-        remaining--;
-        const letter = JSON.parse(decoder.decode(m.data)) as DeadLetter;
-        // natsToken() is lossy; the stored name tells consumers apart.
-        if (letter.consumer === consumer) letters.push(letter);
-      }
-      if (received === 0) break;
-    }
-  } finally {
-    await jsm.consumers.delete(DEAD_LETTER_STREAM, info.name).catch(() => undefined);
-  }
-  return letters;
+  const messages = await readDeadLetterMessages(js, jsm, consumer);
+  return messages.map((m) => m.letter);
 }
 
 /**
@@ -829,7 +831,7 @@ function buildBus(deps: Dependencies, publishTimeoutMs: number): NatsBus {
       if (info.name.startsWith(prefix)) await jsm.consumers.delete(deps.stream, info.name);
     }
     await jsm.streams.purge(DEAD_LETTER_STREAM, {
-      filter: `${DEAD_LETTER_PREFIX}.${natsToken(consumer)}.>`,
+      filter: deadLetterFilter(consumer),
     });
   }
 
@@ -846,6 +848,10 @@ function buildBus(deps: Dependencies, publishTimeoutMs: number): NatsBus {
     deadLetters: async (consumer) => {
       assertOpen();
       return readDeadLetters(link, consumer);
+    },
+    admin() {
+      assertOpen();
+      return createNatsBusAdmin({ handles: () => link.require(), stream: deps.stream });
     },
     async ping() {
       assertOpen();

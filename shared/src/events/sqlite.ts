@@ -3,6 +3,8 @@ import { hostname } from 'node:os';
 import type { Logger } from '../log.js';
 import type { SqliteDatabase } from '../store/sqlite-driver.js';
 import { openMigratedSqlite } from '../store/sqlite-open.js';
+import type { AdministrableBus } from './admin/admin.js';
+import { createSqliteBusAdmin } from './admin/sqlite-admin.js';
 import type { DeadLetter, EventBus, EventHandler, SubscribeOptions, Subscription } from './bus.js';
 import type { EventType } from './catalog.js';
 import {
@@ -48,7 +50,7 @@ export interface SqliteBusOptions {
 }
 
 /** The SQLite bus has a few extra operations for operations and tests. */
-export interface SqliteBus extends EventBus {
+export interface SqliteBus extends EventBus, AdministrableBus {
   readonly kind: 'sqlite';
   /** The database file. */
   readonly file: string;
@@ -82,6 +84,9 @@ const MAX_SEQ = '9223372036854775807';
  *   and `waiter`/`waiter_at` let competing processes take turns; `active_at` marks the last claim, ack or
  *   subscribe.
  * - `bus_dead_letters`: events given up on, with the error and the number of deliveries.
+ * - (2) A replayed dead letter goes back into the log for one consumer only: `target` names it (NULL: every
+ *   durable of the type), `replay_of` the dead letter, deleted once the replay is delivered or dead again. Its
+ *   `id` is `replay:<dead letter seq>`, so replaying twice appends it once.
  */
 const MIGRATIONS: readonly string[] = [
   `
@@ -125,6 +130,10 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX bus_dead_letters_consumer ON bus_dead_letters (consumer, seq);
   CREATE INDEX bus_dead_letters_failed_at ON bus_dead_letters (failed_at);
   `,
+  `
+  ALTER TABLE bus_events ADD COLUMN target TEXT NULL;
+  ALTER TABLE bus_events ADD COLUMN replay_of INTEGER NULL;
+  `,
 ];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -152,6 +161,8 @@ interface EventRow {
   id: string;
   type: string;
   payload: string;
+  /** The dead letter this row replays (the row's id is then not the event's). */
+  replay_of: number | null;
 }
 
 interface DeadLetterRow {
@@ -233,7 +244,8 @@ function decodeStored(row: EventRow): { event: AivaEvent } | { error: string; en
     const event = validateEvent(raw);
     if (event.type !== row.type)
       throw new Error(`Event type ${event.type} does not match the log's ${row.type}`);
-    if (event.id !== row.id) throw new Error(`Event id ${event.id} does not match the log's ${row.id}`);
+    if (row.replay_of === null && event.id !== row.id)
+      throw new Error(`Event id ${event.id} does not match the log's ${row.id}`);
     return { event };
   } catch (error) {
     const envelope =
@@ -270,8 +282,15 @@ function createBusStore(db: SqliteDatabase, owner: string, timing: TurnTiming) {
     typesBetween: db
       .prepare<[number, number], string>('SELECT DISTINCT type FROM bus_events WHERE seq > ? AND seq <= ?')
       .pluck(),
-    nextEvent: db.prepare<[string, number], EventRow>(
-      'SELECT seq, id, type, payload FROM bus_events WHERE type = ? AND seq > ? ORDER BY seq LIMIT 1',
+    // A replay (target set) is for one consumer only.
+    nextEvent: db.prepare<[string, number, string], EventRow>(
+      `SELECT seq, id, type, payload, replay_of FROM bus_events
+       WHERE type = ? AND seq > ? AND (target IS NULL OR target = ?) ORDER BY seq LIMIT 1`,
+    ),
+    // The replayed dead letter is done with once its replay is delivered or dead-lettered again.
+    settleReplay: db.prepare<[number, string]>(
+      `DELETE FROM bus_dead_letters
+       WHERE seq = (SELECT replay_of FROM bus_events WHERE seq = ? AND target = ?)`,
     ),
     // DeliverPolicy.New: the position starts at the newest event, read under the write lock of the insert.
     ensureDurable: db.prepare<[string, string, number, number]>(
@@ -360,6 +379,7 @@ function createBusStore(db: SqliteDatabase, owner: string, timing: TurnTiming) {
       letter.deliveries,
       failedAt,
     );
+    stmt.settleReplay.run(seq, letter.consumer);
   }
 
   /** The next event of a durable for `owner`, claimed with a lease; dead-letters what cannot be delivered. */
@@ -373,7 +393,7 @@ function createBusStore(db: SqliteDatabase, owner: string, timing: TurnTiming) {
       return { claim: { kind: 'wait', until: turn.until }, deadLettered };
     }
     for (;;) {
-      const next = stmt.nextEvent.get(key.type, row.position);
+      const next = stmt.nextEvent.get(key.type, row.position, key.consumer);
       if (!next) {
         writeDurable(stored, withoutOwner(row, owner));
         return { claim: { kind: 'idle' }, deadLettered };
@@ -429,6 +449,7 @@ function createBusStore(db: SqliteDatabase, owner: string, timing: TurnTiming) {
     const next = advancedPast(row, seq, now);
     if (holdsLease(row, owner, now)) next.lease_until = now + timing.leaseMs;
     stmt.writeDurable.run(next);
+    stmt.settleReplay.run(seq, key.consumer);
   });
 
   /** The handler failed and will be retried at `retryAt`, by whichever subscriber claims it then. */
@@ -588,6 +609,7 @@ export function createSqliteBus(options: SqliteBusOptions): SqliteBus {
   const store: BusStore = createBusStore(db, owner, timing);
 
   const durables = new Map<string, LocalDurable>();
+  let admin: ReturnType<typeof createSqliteBusAdmin> | null = null;
   let lastSeenSeq = store.latestSeq();
   let lastPrune = 0;
   let poller: NodeJS.Timeout | null = null;
@@ -892,6 +914,11 @@ export function createSqliteBus(options: SqliteBusOptions): SqliteBus {
     async removeConsumer(consumer) {
       assertOpen();
       store.removeConsumer(consumer);
+    },
+    admin() {
+      assertOpen();
+      admin ??= createSqliteBusAdmin(db, { assertOpen, wake: kickType });
+      return admin;
     },
     async prune() {
       assertOpen();

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { busAdminOf, DeadLetterNotFoundError, type EventBusAdmin } from '../events/admin/admin.js';
 import type { EventBus, SubscribeOptions, Subscription } from '../events/bus.js';
 import type { EventType } from '../events/catalog.js';
 import { type AivaEvent, createEvent } from '../events/event.js';
@@ -133,6 +134,25 @@ export function busContract(
 
   const delivered = (recorder: { has(id: string): boolean }, id: string) =>
     waitFor(() => recorder.has(id), timeoutMs, `delivery of ${id}`);
+
+  /** The admin side of the bus under test: every adapter has one. */
+  const adminOf = (): EventBusAdmin => {
+    const admin = busAdminOf(bus);
+    if (!admin) throw new Error(`The ${bus.kind} bus offers no admin side`);
+    return admin;
+  };
+
+  /** Waits for the admin's dead letter of one event. */
+  const adminDeadLetter = (admin: EventBusAdmin, consumer: string, eventId: string) =>
+    waitFor(
+      async () => (await admin.deadLetters(consumer)).find((letter) => letter.event.id === eventId),
+      timeoutMs,
+      `the dead letter of ${eventId}`,
+    );
+
+  /** The admin's row of one durable. */
+  const consumerRow = async (admin: EventBusAdmin, consumer: string, type: string) =>
+    (await admin.consumers()).find((row) => row.consumer === consumer && row.type === type);
 
   describe(`EventBus contract: ${name}`, () => {
     beforeAll(async () => {
@@ -316,6 +336,131 @@ export function busContract(
       const unknownType = { ...event, type: 'aiva.users.user.renamed.v9' } as unknown as AivaEvent;
       await expect(bus.publish(unknownType)).rejects.toThrow(/aiva\.users\.user\.renamed\.v9/);
       await expect(bus.publish({ ...event, id: 'not-a-uuid' })).rejects.toThrow(/id/);
+    });
+
+    it('replays a dead letter to its consumer only, once, and then drops the dead letter', async () => {
+      const admin = adminOf();
+      const event = userCreated();
+      const consumer = consumerName('replay');
+      let fixed = false;
+      const recorder = new Recorder<'aiva.users.user.created.v1'>(async (_e, call) => {
+        if (!fixed) throw new Error(`not fixed yet (call ${call})`);
+      }).expect(event);
+      const bystander = new Recorder<'aiva.users.user.created.v1'>().expect(event);
+      await subscribe(consumer, event.type, recorder, { ...retry, maxDeliver: 2 });
+      await subscribe(consumerName('replay-bystander'), event.type, bystander);
+      await bus.publish(event);
+      await delivered(bystander, event.id);
+
+      const letter = await adminDeadLetter(admin, consumer, event.id);
+      expect(letter).toMatchObject({ consumer, type: event.type, event, deliveries: 2 });
+      expect(letter.error).toContain('not fixed yet (call 2)');
+      expect(letter.id).toMatch(/^[1-9][0-9]*$/);
+      expect((await admin.deadLetters()).map((l) => l.id)).toContain(letter.id);
+      expect(await consumerRow(admin, consumer, event.type)).toMatchObject({ deadLetters: 1, ackPending: 0 });
+      await sleep(settleMs);
+      expect(recorder.calls.get(event.id)).toBe(2);
+
+      // The handler is fixed; the operator replays, twice by mistake: the event is delivered once more.
+      fixed = true;
+      const replays = await Promise.allSettled([admin.replay(letter.id), admin.replay(letter.id)]);
+      const results = replays.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+      expect(results[0]).toEqual({ id: letter.id, consumer, type: event.type, eventId: event.id });
+      for (const replay of replays) {
+        if (replay.status === 'rejected') expect(replay.reason).toBeInstanceOf(DeadLetterNotFoundError);
+      }
+      await delivered(recorder, event.id);
+      await waitFor(
+        async () => (await deadLettersOf(consumer, event.id)).length === 0,
+        timeoutMs,
+        'the replayed dead letter to go',
+      );
+      await sleep(settleMs);
+      expect(recorder.calls.get(event.id)).toBe(3);
+      expect(recorder.received).toEqual([event]);
+      expect(bystander.calls.get(event.id)).toBe(1);
+      expect((await admin.deadLetters(consumer)).map((l) => l.id)).not.toContain(letter.id);
+      await expect(admin.replay(letter.id)).rejects.toBeInstanceOf(DeadLetterNotFoundError);
+    });
+
+    it('replaces the dead letter of a replay that fails again with a new one', async () => {
+      const admin = adminOf();
+      const event = userCreated();
+      const consumer = consumerName('replay-again');
+      const recorder = new Recorder<'aiva.users.user.created.v1'>(async (_e, call) => {
+        throw new Error(`still broken (call ${call})`);
+      }).expect(event);
+      await subscribe(consumer, event.type, recorder, { ...retry, maxDeliver: 1 });
+      await bus.publish(event);
+      const first = await adminDeadLetter(admin, consumer, event.id);
+      await admin.replay(first.id);
+      const second = await waitFor(
+        async () => (await admin.deadLetters(consumer)).find((l) => l.id !== first.id),
+        timeoutMs,
+        'the new dead letter',
+      );
+      expect(second).toMatchObject({ consumer, event, deliveries: 1, error: 'still broken (call 2)' });
+      await waitFor(
+        async () => (await admin.deadLetters(consumer)).length === 1,
+        timeoutMs,
+        'the old dead letter to go',
+      );
+      expect(recorder.calls.get(event.id)).toBe(2);
+    });
+
+    it('discards a dead letter for good', async () => {
+      const admin = adminOf();
+      const event = userCreated();
+      const consumer = consumerName('discard');
+      const recorder = new Recorder<'aiva.users.user.created.v1'>(async () => {
+        throw new Error('broken');
+      }).expect(event);
+      await subscribe(consumer, event.type, recorder, { ...retry, maxDeliver: 1 });
+      await bus.publish(event);
+      const letter = await adminDeadLetter(admin, consumer, event.id);
+      await admin.discard(letter.id);
+      expect(await deadLettersOf(consumer, event.id)).toEqual([]);
+      await expect(admin.discard(letter.id)).rejects.toBeInstanceOf(DeadLetterNotFoundError);
+      await expect(admin.replay(letter.id)).rejects.toBeInstanceOf(DeadLetterNotFoundError);
+      await expect(admin.replay('not-an-id')).rejects.toBeInstanceOf(DeadLetterNotFoundError);
+    });
+
+    it("reports the streams and each consumer's lag", async () => {
+      const admin = adminOf();
+      const consumer = consumerName('lag');
+      const [first, second] = [userCreated(), userCreated()];
+      const recorder = new Recorder<'aiva.users.user.created.v1'>().expect(first, second);
+      const subscription = await subscribe(consumer, first.type, recorder);
+      await subscription.stop();
+      await bus.publish(first);
+      await bus.publish(second);
+      const behind = await waitFor(
+        async () => {
+          // Not delivered, or handed back unhandled by the stopped subscription (NATS: nak'ed, ack pending).
+          const row = await consumerRow(admin, consumer, first.type);
+          return row && row.pending + row.ackPending >= 2 ? row : null;
+        },
+        timeoutMs,
+        'a lag of two events',
+      );
+      expect(behind).toMatchObject({ consumer, type: first.type, deadLetters: 0 });
+      expect(behind.durable).not.toBe('');
+
+      await subscribe(consumer, first.type, recorder);
+      await waitFor(() => recorder.received.length === 2, timeoutMs, 'the backlog');
+      const caughtUp = await waitFor(
+        async () => {
+          const row = await consumerRow(admin, consumer, first.type);
+          return row && row.pending === 0 && row.ackPending === 0 ? row : null;
+        },
+        timeoutMs,
+        'no lag',
+      );
+      expect(Number.isNaN(Date.parse(caughtUp.lastDelivered ?? ''))).toBe(false);
+      const streams = await admin.streams();
+      expect(streams.length).toBeGreaterThan(0);
+      expect(streams[0]?.messages).toBeGreaterThan(0);
+      expect(streams[0]?.lastSeq).toBeGreaterThanOrEqual(streams[0]?.messages ?? 0);
     });
 
     it('answers ping while open and refuses to publish after close', async () => {
