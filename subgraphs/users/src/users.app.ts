@@ -1,14 +1,11 @@
 import { join } from 'node:path';
 import {
   type AccessTokenVerifier,
-  type Cache,
-  createCache,
   createDependencyMonitor,
   createLogger,
   createServiceEvents,
   createSubgraphServer,
   discoveryFromEnv,
-  embeddedCacheFile,
   embeddedEventsFile,
   eventOptionsOf,
   introspectionOf,
@@ -16,12 +13,10 @@ import {
   mongoTimeoutsOf,
   type OutboxRelay,
   operationLimitsOf,
-  redisTimeoutsOf,
   type SessionRevocations,
   type SubgraphApp,
   type SubgraphAppOptions,
-  serviceTokenVerifier,
-  sessionRevocations,
+  subgraphTokenVerifier,
 } from '@aiva/shared';
 import type { UsersConfig } from './config.js';
 import { createResolvers, createUserLoader, type UsersContext } from './resolvers.js';
@@ -83,22 +78,10 @@ export async function createUsersApp(options: UsersAppOptions): Promise<UsersApp
   // The states of the soft dependencies (Redis, auth's keys): one log line per change, and metrics.
   const dependencies = createDependencyMonitor(logger);
   // Users can be reached directly, not only through the gateway: it refuses tokens of ended sessions as well.
-  // The cache is soft: users starts without Redis, and accepts tokens unchecked while it does not answer.
-  let revocations = options.revocations;
-  let revocationCache: Cache | undefined;
-  if (!revocations) {
-    revocationCache = await createCache({
-      logger,
-      ...(config.REDIS_URL ? { redisUrl: config.REDIS_URL } : { file: embeddedCacheFile(config) }),
-      redis: redisTimeoutsOf(config),
-      health: dependencies.reporter('cache'),
-    });
-    revocations = sessionRevocations(revocationCache);
-  }
-  const tokens = serviceTokenVerifier({
+  const tokens = await subgraphTokenVerifier({
     config,
     ...(options.verifier ? { given: options.verifier } : {}),
-    revocations,
+    ...(options.revocations ? { revocations: options.revocations } : {}),
     dependencies,
     logger,
   });
@@ -127,17 +110,11 @@ export async function createUsersApp(options: UsersAppOptions): Promise<UsersApp
       { name: 'store', check: () => store.ping() },
       // Soft: while the bus is down the outbox keeps the events, writes succeed (reported under `degraded`).
       { name: 'events', check: () => bus.ping(), soft: true },
-      ...(revocationCache ? [{ name: 'cache', soft: true, check: async () => revocationCache?.ping() }] : []),
       ...tokens.readiness,
     ],
     dependencies,
     ...((options.discovery ?? true) ? { discovery: discoveryFromEnv(config) } : {}),
-    onClose: [
-      () => emailSync.stop(),
-      ...events.closers,
-      async () => revocationCache?.close(),
-      () => store.close(),
-    ],
+    onClose: [() => emailSync.stop(), ...events.closers, () => tokens.close(), () => store.close()],
   });
   events.metrics.register(server.metrics.registry, server.dependencies);
   relay.start();
