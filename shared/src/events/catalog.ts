@@ -66,6 +66,18 @@ export const eventCatalog = {
     previousEmail: z.string().email(),
     changedAt: z.string().datetime(),
   }),
+  /**
+   * An admin or a service asked for a notification to one person; the notifications subgraph stores it in the app
+   * and sends it on the channels the person's preferences allow for its category.
+   */
+  'aiva.notifications.notification.requested.v1': z.object({
+    userId: z.string().uuid(),
+    category: z.enum(['activity', 'product']),
+    title: z.string().min(1).max(200),
+    body: z.string().min(1).max(5000),
+    data: z.record(z.string(), z.unknown()).nullable(),
+    requestedBy: z.string().min(1),
+  }),
   /** Information only: the orchestrator started routing to an instance (it registered, or recovered). */
   'aiva.orchestrator.instance.up.v1': z.object({
     service: z.string(),
@@ -146,6 +158,12 @@ export const eventDirectory: Record<EventType, EventTypeInfo> = {
     producer: 'auth',
     description: "The account's email changed (the new address was verified); the profile's copy follows.",
     consumers: ['users.email-sync', 'notifications.contact-sync'],
+  },
+  'aiva.notifications.notification.requested.v1': {
+    producer: 'notifications',
+    description:
+      'An admin or a service asked for a notification to a person (`sendNotification`); delivered in the app and on the channels their preferences allow.',
+    consumers: ['notifications.requested'],
   },
   'aiva.orchestrator.instance.up.v1': {
     producer: 'orchestrator',

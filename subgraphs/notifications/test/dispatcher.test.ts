@@ -1,0 +1,145 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger, loadSealingKeys, uuidv7 } from '@aiva/shared';
+import { waitFor } from '@aiva/shared/testing';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type SmtpSink, startSmtpSink } from '../../../tests/helpers/smtp.js';
+import {
+  createEmailChannel,
+  createPushChannel,
+  createSmsChannel,
+  deliveryFailureKind,
+  loadOrCreateVapidKeys,
+} from '../src/channels/index.js';
+import { DeliveryDispatcher } from '../src/delivery/dispatcher.js';
+import { createSenders } from '../src/delivery/senders.js';
+import type { DeliveryRecord, NotificationStore } from '../src/store/notification.store.js';
+import { openSqliteNotificationStore } from '../src/store/sqlite.js';
+
+// The delivery log worked through against a real SMTP server process: a transient refusal (451) is retried and
+// the mail arrives once; a delivery that cannot be rendered fails at once; a delivery held by a worker that died
+// is taken over when its hold ends, and sent once.
+
+const logger = createLogger('test', { level: 'silent' });
+let dir: string;
+let smtp: SmtpSink;
+let store: NotificationStore;
+let dispatcher: DeliveryDispatcher | undefined;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'aiva-dispatch-'));
+  // The first mail is refused with 451, the next ones accepted.
+  smtp = await startSmtpSink({ rejectFirst: 1 });
+}, 60_000);
+
+afterEach(async () => {
+  await dispatcher?.stop();
+  dispatcher = undefined;
+  await store?.close();
+});
+
+afterAll(async () => {
+  await smtp?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function startDispatcher(options: { leaseMs?: number } = {}) {
+  store = openSqliteNotificationStore({ file: join(dir, `${uuidv7()}.sqlite`) });
+  const email = createEmailChannel({
+    smtpUrl: smtp.url,
+    from: 'AIVA <no-reply@aiva.test>',
+    mailDir: dir,
+    logger,
+  });
+  const made = new DeliveryDispatcher({
+    store,
+    send: createSenders({
+      email,
+      push: createPushChannel({
+        vapid: await loadOrCreateVapidKeys(join(dir, 'vapid.json'), 'mailto:ops@aiva.test'),
+        subject: 'mailto:ops@aiva.test',
+      }),
+      sms: createSmsChannel({ logFile: join(dir, 'sms.log'), logger }),
+      store,
+      sealingKeys: await loadSealingKeys({ file: join(dir, 'sealing.json') }),
+      appName: 'AIVA',
+      appUrl: 'https://app.aiva.test',
+    }),
+    classify: deliveryFailureKind,
+    maxAttempts: 3,
+    retryBaseMs: 50,
+    concurrency: 2,
+    leaseMs: options.leaseMs ?? 10_000,
+    pollMs: 25,
+    logger,
+  });
+  return made;
+}
+
+function mail(to: string, template = 'generic'): DeliveryRecord {
+  const now = new Date();
+  return {
+    id: uuidv7(),
+    userId: '01890000-0000-7000-8000-000000000001',
+    notificationId: null,
+    channel: 'email',
+    target: to,
+    message: { template, values: { title: 'Hello', body: 'A message for you.' } },
+    status: 'queued',
+    attempts: 0,
+    lastError: null,
+    nextAttemptAt: now,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+async function settled(id: string): Promise<DeliveryRecord> {
+  return waitFor(
+    async () => {
+      const [found] = (await store.deliveries({ userId: '01890000-0000-7000-8000-000000000001' })).filter(
+        (d) => d.id === id,
+      );
+      return found && (found.status === 'sent' || found.status === 'failed') ? found : undefined;
+    },
+    20_000,
+    `delivery ${id} to settle`,
+  );
+}
+
+describe('delivery dispatcher', () => {
+  it('retries a mail the SMTP server refused with 451, and it arrives once', async () => {
+    dispatcher = await startDispatcher();
+    const delivery = mail('retry@example.test');
+    await store.applyEvent('test', uuidv7(), { deliveries: [delivery] });
+    dispatcher.start();
+    const done = await settled(delivery.id);
+    expect(done).toMatchObject({ status: 'sent', attempts: 2, lastError: null });
+    expect(smtp.mailsTo('retry@example.test')).toHaveLength(1);
+  });
+
+  it('fails a delivery that cannot be rendered at once, without retrying', async () => {
+    dispatcher = await startDispatcher();
+    const delivery = mail('never@example.test', 'no_such_template');
+    await store.applyEvent('test', uuidv7(), { deliveries: [delivery] });
+    dispatcher.start();
+    const done = await settled(delivery.id);
+    expect(done).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(done.lastError).toMatch(/unknown template/);
+    expect(smtp.mailsTo('never@example.test')).toHaveLength(0);
+  });
+
+  it('takes over a delivery held by a worker that died once its hold ends, and sends it once', async () => {
+    dispatcher = await startDispatcher();
+    const delivery = mail('orphan@example.test');
+    await store.applyEvent('test', uuidv7(), { deliveries: [delivery] });
+    // A worker claims it for 300 ms and dies before sending.
+    const now = new Date();
+    expect(await store.claimDueDeliveries(now, new Date(now.getTime() + 300), 10)).toHaveLength(1);
+    dispatcher.start();
+    const done = await settled(delivery.id);
+    expect(done).toMatchObject({ status: 'sent', attempts: 1 });
+    expect(smtp.mailsTo('orphan@example.test')).toHaveLength(1);
+  });
+});
