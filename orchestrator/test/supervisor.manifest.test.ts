@@ -57,7 +57,7 @@ function problemsOf(yaml: string): string[] {
 }
 
 describe('service manifest', () => {
-  it('lists auth, users and the gateway, in that order, with their packages, entries and ports', () => {
+  it('lists auth, users, notifications and the gateway, in that order, with their packages, entries and ports', () => {
     const manifest = loadServiceManifest();
     expect(
       manifest.services.map((s) => [
@@ -80,6 +80,16 @@ describe('service manifest', () => {
         'src/main.ts',
         3001,
         'USERS_PORT',
+        'subgraph',
+      ],
+      [
+        'notifications',
+        '@aiva/notifications',
+        'subgraphs/notifications',
+        'dist/main.js',
+        'src/main.ts',
+        3005,
+        'NOTIFICATIONS_PORT',
         'subgraph',
       ],
       ['gateway', '@aiva/gateway', 'gateway', 'dist/main.js', 'src/main.ts', 3000, 'GATEWAY_PORT', 'gateway'],

@@ -181,7 +181,11 @@ async function adminToken(gatewayUrl: string, dataDir: string): Promise<string> 
 
 /** The committed supergraph with the running subgraphs' URLs as its routing URLs (`@join__graph(url:)`). */
 function supergraphFor(system: RunningSystem, dir: string): string {
-  const ports: Record<string, number> = { users: system.ports.users, auth: system.ports.auth };
+  const ports: Record<string, number> = {
+    users: system.ports.users,
+    auth: system.ports.auth,
+    notifications: system.ports.notifications,
+  };
   const sdl = readFileSync(join(ROOT, 'supergraph.graphql'), 'utf8').replace(
     /@join__graph\(name: "([^"]+)", url: "[^"]*"\)/g,
     (match, name: string) =>

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AuthApp, authEnvSchema, createAuthApp } from '@aiva/auth';
 import { createGatewayApp, type GatewayApp, gatewayEnvSchema, readSupergraph } from '@aiva/gateway';
+import { createNotificationsApp, type NotificationsApp, notificationsEnvSchema } from '@aiva/notifications';
 import { createMemoryBus, type EventBus, type Logger, loadConfig } from '@aiva/shared';
 import { createUsersApp, type UsersApp, usersEnvSchema } from '@aiva/users';
 import { silentLogger } from './stack.js';
@@ -23,6 +24,7 @@ export interface InProcessStack {
   authUrl: string;
   auth: AuthApp;
   users: UsersApp;
+  notifications: NotificationsApp;
   gateway: GatewayApp;
   bus: EventBus;
   dataDir: string;
@@ -38,8 +40,8 @@ export interface InProcessStack {
 }
 
 /**
- * All of AIVA in this process, wired as in production but without the orchestrator: auth, users and the gateway
- * on free ports over real HTTP, the committed supergraph, tokens signed by auth's own keys and verified by the
+ * All of AIVA in this process, wired as in production but without the orchestrator: auth, users, notifications
+ * and the gateway on free ports over real HTTP, the committed supergraph, tokens signed by auth's own keys and verified by the
  * gateway and users against auth's JWKS endpoint, auth calling users directly, and one in-process bus. For tests
  * that need the whole system and want to reach into its parts; `pnpm start` runs each service in its own process.
  */
@@ -51,6 +53,7 @@ export async function startInProcessStack(options: InProcessStackOptions = {}): 
     LOG_LEVEL: 'silent',
     AUTH_PORT: '0',
     USERS_PORT: '0',
+    NOTIFICATIONS_PORT: '0',
     GATEWAY_PORT: '0',
     ...options.env,
   };
@@ -81,11 +84,19 @@ export async function startInProcessStack(options: InProcessStackOptions = {}): 
     });
     usersUrl = `${await users.listen()}/graphql`;
     started.push(users);
+    const notifications = await createNotificationsApp({
+      config: loadConfig(notificationsEnvSchema, { ...env, ...jwks }),
+      logger: logger.child({ service: 'notifications' }),
+      bus,
+      discovery: false,
+    });
+    const notificationsUrl = `${await notifications.listen()}/graphql`;
+    started.push(notifications);
     const gateway = await createGatewayApp({
       config: loadConfig(gatewayEnvSchema, { ...env, ...jwks }),
       logger: logger.child({ service: 'gateway' }),
       supergraphSdl: readSupergraph(),
-      subgraphUrls: { auth: `${authUrl}/graphql`, users: usersUrl },
+      subgraphUrls: { auth: `${authUrl}/graphql`, users: usersUrl, notifications: notificationsUrl },
       discovery: false,
     });
     const gatewayUrl = `${await gateway.listen()}/graphql`;
@@ -93,7 +104,19 @@ export async function startInProcessStack(options: InProcessStackOptions = {}): 
     const routeAuthToUsers = (url: string | null) => {
       authUsersUrl = url;
     };
-    return { gatewayUrl, authUrl, auth, users, gateway, bus, dataDir, usersUrl, routeAuthToUsers, stop };
+    return {
+      gatewayUrl,
+      authUrl,
+      auth,
+      users,
+      notifications,
+      gateway,
+      bus,
+      dataDir,
+      usersUrl,
+      routeAuthToUsers,
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSealingKeys, openSealed, openSqliteDatabase } from '@aiva/shared';
+import { mailFileToken } from './smtp.js';
 import { bearer, graphql } from './stack.js';
 
 // For tests of a system started on the embedded defaults (a DATA_DIR, no NATS): the mail a notifications service
@@ -54,11 +55,15 @@ export async function verifyEmailThrough(
 ): Promise<{ accessToken: string; refreshToken: string }> {
   await graphql(gatewayUrl, 'mutation { requestEmailVerification }', {}, bearer(tokens.accessToken));
   const deadline = Date.now() + timeoutMs;
-  let token = await readMailToken(dataDir, 'aiva.auth.email_verification.requested.v1', email);
+  // From the event log (the embedded bus), else from the mail notifications wrote (any bus, no SMTP_URL).
+  const read = async () =>
+    (await readMailToken(dataDir, 'aiva.auth.email_verification.requested.v1', email)) ??
+    mailFileToken(dataDir, email, '/verify-email');
+  let token = await read();
   while (!token) {
     if (Date.now() > deadline) throw new Error(`no verification mail to ${email} within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 50));
-    token = await readMailToken(dataDir, 'aiva.auth.email_verification.requested.v1', email);
+    token = await read();
   }
   const verified = await graphql(gatewayUrl, 'mutation($t: String!) { verifyEmail(token: $t) }', {
     t: token,

@@ -48,6 +48,7 @@ function suite(name: string, redisUrl: string | undefined) {
       gateway: await freePort(),
       users: await freePort(),
       auth: await freePort(),
+      notifications: await freePort(),
     };
     orchestratorUrl = `http://127.0.0.1:${ports.orchestrator}`;
     gatewayUrl = `http://127.0.0.1:${ports.gateway}/graphql`;
@@ -67,6 +68,7 @@ function suite(name: string, redisUrl: string | undefined) {
       GATEWAY_PORT: String(ports.gateway),
       USERS_PORT: String(ports.users),
       AUTH_PORT: String(ports.auth),
+      NOTIFICATIONS_PORT: String(ports.notifications),
       AUTH_JWKS_URL: `http://127.0.0.1:${ports.auth}/.well-known/jwks.json`,
       RATE_LIMIT_MAX: '0',
     });
@@ -74,12 +76,13 @@ function suite(name: string, redisUrl: string | undefined) {
     for (const [service, entry] of [
       ['auth', 'subgraphs/auth/src/main.ts'],
       ['users', 'subgraphs/users/src/main.ts'],
+      ['notifications', 'subgraphs/notifications/src/main.ts'],
       ['gateway', 'gateway/src/main.ts'],
     ] as const) {
       processes.push(spawnNode([entry], { ...env, REGISTRY_TOKEN: registryToken(SECRET, service) }));
     }
     await waitFor(
-      async () => JSON.stringify(await instances()) === '["auth","gateway","users"]',
+      async () => JSON.stringify(await instances()) === '["auth","gateway","notifications","users"]',
       60_000,
       'every service to register',
     );
@@ -116,21 +119,21 @@ function suite(name: string, redisUrl: string | undefined) {
     await startRegistry();
     if (redisUrl) {
       // Recovered from Redis: the instances are there at once, and none had to register again.
-      expect(await instances()).toEqual(['auth', 'gateway', 'users']);
+      expect(await instances()).toEqual(['auth', 'gateway', 'notifications', 'users']);
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       expect(registry.lines.some((line) => line.includes('"instance registered"'))).toBe(false);
     } else {
       // Rebuilt from heartbeats: each instance hears 404 and registers again.
       await waitFor(
-        async () => JSON.stringify(await instances()) === '["auth","gateway","users"]',
+        async () => JSON.stringify(await instances()) === '["auth","gateway","notifications","users"]',
         15_000,
         'every instance to register again',
       );
       // Each registration is logged; the last line may reach us a moment after the registry answers.
       await waitFor(
-        async () => registry.lines.filter((line) => line.includes('"instance registered"')).length >= 3,
+        async () => registry.lines.filter((line) => line.includes('"instance registered"')).length >= 4,
         5_000,
-        'the three registrations to be logged',
+        'the four registrations to be logged',
       );
     }
     const me = await graphql(gatewayUrl, '{ me { id } }');

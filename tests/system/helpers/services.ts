@@ -6,11 +6,12 @@ import { expect } from 'vitest';
 import { cleanEnv, freePort, type Spawned, spawnNode } from './system.js';
 
 /** The services of AIVA, as processes of their own (no orchestrator): what fault tests start and kill. */
-export type ServiceName = 'auth' | 'users' | 'gateway';
+export type ServiceName = 'auth' | 'users' | 'notifications' | 'gateway';
 
 const ENTRIES: Record<ServiceName, string> = {
   auth: 'subgraphs/auth/src/main.ts',
   users: 'subgraphs/users/src/main.ts',
+  notifications: 'subgraphs/notifications/src/main.ts',
   gateway: 'gateway/src/main.ts',
 };
 
@@ -49,7 +50,7 @@ export interface StartServicesOptions {
 }
 
 /**
- * Starts auth, users and the gateway as processes of their own from source, as a deployment without the
+ * Starts auth, users, notifications and the gateway as processes of their own from source, as a deployment without the
  * orchestrator runs them (the gateway routes to the supergraph's subgraphs at SUBGRAPH_<NAME>_URL; the
  * orchestrator's address is a port nothing listens on), so each can be given its own Redis, and killed and
  * started again on its own. Resolves once each answers `/health`.
@@ -58,6 +59,7 @@ export async function startServices(options: StartServicesOptions = {}): Promise
   const ports: Record<ServiceName, number> = {
     auth: await freePort(),
     users: await freePort(),
+    notifications: await freePort(),
     gateway: await freePort(),
   };
   const base = Object.fromEntries(
@@ -70,10 +72,12 @@ export async function startServices(options: StartServicesOptions = {}): Promise
     ORCHESTRATOR_URL: `http://127.0.0.1:${await freePort()}`,
     AUTH_PORT: String(ports.auth),
     USERS_PORT: String(ports.users),
+    NOTIFICATIONS_PORT: String(ports.notifications),
     GATEWAY_PORT: String(ports.gateway),
     AUTH_JWKS_URL: `${base.auth}/.well-known/jwks.json`,
     SUBGRAPH_AUTH_URL: `${base.auth}/graphql`,
     SUBGRAPH_USERS_URL: `${base.users}/graphql`,
+    SUBGRAPH_NOTIFICATIONS_URL: `${base.notifications}/graphql`,
     RATE_LIMIT_MAX: '0',
     ...options.env,
   };
@@ -135,6 +139,7 @@ export async function startServices(options: StartServicesOptions = {}): Promise
     // Auth first: users' profiles and the gateway's keys come from it.
     await running.start('auth');
     await running.start('users');
+    await running.start('notifications');
     await running.start('gateway');
   } catch (error) {
     await running.stop();

@@ -87,6 +87,7 @@ export interface SystemPorts {
   gateway: number;
   users: number;
   auth: number;
+  notifications: number;
 }
 
 export interface RunningSystem {
@@ -127,6 +128,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
     gateway: await freePort(),
     users: await freePort(),
     auth: await freePort(),
+    notifications: await freePort(),
   };
   const ownData = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'aiva-system-'));
@@ -137,6 +139,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
     GATEWAY_PORT: String(ports.gateway),
     USERS_PORT: String(ports.users),
     AUTH_PORT: String(ports.auth),
+    NOTIFICATIONS_PORT: String(ports.notifications),
     AUTH_JWKS_URL: `http://127.0.0.1:${ports.auth}/.well-known/jwks.json`,
     RATE_LIMIT_MAX: '0',
     // Short intervals: faults are noticed within a second.
