@@ -1,5 +1,6 @@
 import type { Server as HttpServer } from 'node:http';
-import { type AccessTokenVerifier, errorMessage, type Logger } from '@aiva/shared';
+import { type AccessTokenVerifier, closeRedis, connectRedis, errorMessage, type Logger } from '@aiva/shared';
+import { createAdapter } from '@socket.io/redis-adapter';
 import { decodeJwt } from 'jose';
 import { Server, type Socket } from 'socket.io';
 import type { LiveNotification } from './notification.service.js';
@@ -110,4 +111,34 @@ export function createLiveChannel(options: LiveChannelOptions): LiveChannel {
       });
     },
   };
+}
+
+/**
+ * The Socket.IO Redis adapter (pub/sub over two connections), so that a push from any instance reaches the
+ * person's sockets on every instance. Redis is soft: when it cannot be reached at start, live delivery is limited
+ * to this instance's sockets (one warning line) rather than the service not starting.
+ */
+export async function redisLiveAdapter(
+  url: string,
+  logger: Logger,
+  connectTimeoutMs: number,
+): Promise<{ adapter: ReturnType<typeof createAdapter>; close(): Promise<void> } | undefined> {
+  try {
+    const pub = await connectRedis({ url, logger, connectTimeoutMs });
+    const sub = pub.duplicate();
+    sub.on('error', () => {}); // reported once per outage through `pub`'s listener
+    await sub.connect();
+    return {
+      adapter: createAdapter(pub, sub),
+      close: async () => {
+        await Promise.all([closeRedis(pub), closeRedis(sub)]);
+      },
+    };
+  } catch (error) {
+    logger.warn(
+      { err: errorMessage(error) },
+      'redis not reachable: live notifications reach the sockets of this instance only',
+    );
+    return undefined;
+  }
 }

@@ -30,7 +30,7 @@ import type { NotificationsConfig } from './config.js';
 import { DeliveryDispatcher } from './delivery/dispatcher.js';
 import { createSenders } from './delivery/senders.js';
 import { subscribeConsumers } from './events.js';
-import { createLiveChannel, LIVE_PATH, type LiveChannel } from './live.js';
+import { createLiveChannel, LIVE_PATH, type LiveChannel, redisLiveAdapter } from './live.js';
 import { NotificationService, toLive } from './notification.service.js';
 import { PreferenceService } from './preference.service.js';
 import { createResolvers, type NotificationsContext } from './resolvers.js';
@@ -146,6 +146,10 @@ export async function createNotificationsApp(options: NotificationsAppOptions): 
     logger,
     ...eventOptionsOf(config),
   });
+  // With several instances, a push must reach the person's sockets wherever they are connected.
+  const liveAdapter = config.REDIS_URL
+    ? await redisLiveAdapter(config.REDIS_URL, logger, config.REDIS_CONNECT_TIMEOUT_MS)
+    : undefined;
   // The live channel needs the HTTP server: made after it, used by the service through this late binding.
   let live: LiveChannel | undefined;
   const notifications = new NotificationService({
@@ -181,13 +185,19 @@ export async function createNotificationsApp(options: NotificationsAppOptions): 
       },
       () => dispatcher.stop(),
       async () => live?.close(),
+      async () => liveAdapter?.close(),
       ...events.closers,
       () => email.close(),
       () => tokens.close(),
       () => store.close(),
     ],
   });
-  live = createLiveChannel({ httpServer: server.app.server, verifier: tokens.verifier, logger });
+  live = createLiveChannel({
+    httpServer: server.app.server,
+    verifier: tokens.verifier,
+    logger,
+    ...(liveAdapter ? { adapter: liveAdapter.adapter } : {}),
+  });
   events.metrics.register(server.metrics.registry, server.dependencies);
   dispatcher.register(server.metrics.registry);
   events.relay.start();
