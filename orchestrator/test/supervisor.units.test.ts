@@ -26,6 +26,7 @@ const USERS: ServiceDefinition = {
   portVariable: 'USERS_PORT',
   kind: 'subgraph',
   watch: ['schema.graphql'],
+  nodeOptions: [],
 };
 
 describe('restart policy', () => {
@@ -154,6 +155,15 @@ describe('child command lines', () => {
       args: ['--conditions=source', '--import', 'tsx', 'subgraphs/users/src/main.ts'],
       cwd: '/repo',
     });
+  });
+
+  it("puts a service's node options before its entry point", () => {
+    const tuned = { ...USERS, nodeOptions: ['--max-old-space-size=160'] };
+    expect(childCommand(tuned, 'dist', paths).args).toEqual([
+      '--max-old-space-size=160',
+      'subgraphs/users/dist/main.js',
+    ]);
+    expect(childCommand(tuned, 'source', paths).args[0]).toBe('--max-old-space-size=160');
   });
 
   it('watch: tsx watch over the source, including the watch files, leaving with its parent', () => {

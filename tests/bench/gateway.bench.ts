@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { loadServiceManifest } from '@aiva/orchestrator';
 import { registryToken } from '@aiva/shared';
 import { verifyEmailThrough } from '../helpers/sealed-mail.js';
 import { freePort, ROOT, type RunningSystem, startSystem } from '../system/helpers/system.js';
@@ -28,7 +29,7 @@ import { type CpuProfile, summarizeCpuProfile } from './cpu-profile.js';
  * functions with the most self time and the packages with the largest inclusive share.
  *
  * The three are fed one copy of the committed supergraph whose routing URLs are the running subgraphs'. AIVA's
- * gateway runs as `pnpm start` runs it (`node gateway/dist/main.js`, registered with the orchestrator, which
+ * gateway runs as `pnpm start` runs it (`node <its nodeOptions> gateway/dist/main.js`, registered with the orchestrator, which
  * routes it to the same instances); rate limits are off (RATE_LIMIT_MAX=0) as the others have none.
  */
 const PROFILE = process.env.BENCH_PROFILE === '1' || process.argv.includes('--profile');
@@ -129,11 +130,17 @@ async function startAivaGateway(
     SUPERGRAPH_PATH: supergraphPath,
   };
   delete env.REGISTRY_SECRET;
-  const child = spawn(process.execPath, [...nodeFlags, 'gateway/dist/main.js'], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // The Node options `pnpm start` gives the gateway (orchestrator/services.yaml), then the benchmark's own.
+  const manifest = loadServiceManifest().services.find((service) => service.name === 'gateway');
+  const child = spawn(
+    process.execPath,
+    [...(manifest?.nodeOptions ?? []), ...nodeFlags, 'gateway/dist/main.js'],
+    {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const tail: string[] = [];
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on('line', (line) => {

@@ -35,8 +35,8 @@ export function resolveTsxCli(rootDir: string): string {
 
 /**
  * The command line of a service, run in the manifest's root with paths relative to it:
- * - dist:   `node <dir>/<entry>`
- * - source: `node --conditions=source --import tsx <dir>/<source>`
+ * - dist:   `node <nodeOptions> <dir>/<entry>`
+ * - source: `node <nodeOptions> --conditions=source --import tsx <dir>/<source>`
  * - watch:  `tsx watch --conditions=source --clear-screen=false --include <dir>/<watch file>… <dir>/<source>`
  *   (run as `node <exit-with-parent hook> <tsx cli> watch …`, see WATCHER_EXIT_WITH_PARENT).
  */
@@ -49,11 +49,11 @@ export function childCommand(
   const inDir = (file: string) => `${service.dir}/${file}`;
   switch (mode) {
     case 'dist':
-      return { command: node, args: [inDir(service.entry)], cwd: paths.rootDir };
+      return { command: node, args: [...service.nodeOptions, inDir(service.entry)], cwd: paths.rootDir };
     case 'source':
       return {
         command: node,
-        args: ['--conditions=source', '--import', 'tsx', inDir(service.source)],
+        args: [...service.nodeOptions, '--conditions=source', '--import', 'tsx', inDir(service.source)],
         cwd: paths.rootDir,
       };
     case 'watch':

@@ -30,6 +30,8 @@ export interface ServiceDefinition {
   kind: 'subgraph' | 'gateway';
   /** Files besides the source that watch mode restarts on, relative to `dir` (`schema.graphql`). */
   watch: string[];
+  /** Node options of its process (`--max-old-space-size=160`), before the entry point. */
+  nodeOptions: string[];
 }
 
 /** The services to run, in start order. */
@@ -69,6 +71,13 @@ const serviceSchema = z.strictObject({
   portVariable: z.string().regex(/^[A-Z][A-Z0-9_]*$/, 'must be an environment variable name like USERS_PORT'),
   kind: z.enum(['subgraph', 'gateway']),
   watch: z.array(relativePath).default([]),
+  nodeOptions: z
+    .array(
+      z
+        .string()
+        .regex(/^--[a-z0-9-]+(=[A-Za-z0-9._,:-]+)?$/, 'must be a Node option like --max-old-space-size=160'),
+    )
+    .default([]),
 });
 
 const manifestSchema = z.strictObject({
