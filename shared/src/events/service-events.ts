@@ -1,4 +1,4 @@
-import type { CommonEnv } from '../config.js';
+import { type CommonEnv, embeddedEventsFile } from '../config.js';
 import type { Logger } from '../log.js';
 import type { EventBus } from './bus.js';
 import { type CreateEventBusOptions, createEventBus } from './create-bus.js';
@@ -32,6 +32,20 @@ export function eventOptionsOf(
       duplicateWindowMs: config.NATS_DUPLICATE_WINDOW_MS,
     },
     relay: { maxAttempts: config.OUTBOX_MAX_ATTEMPTS, leaseMs: config.OUTBOX_RELAY_LEASE_MS },
+  };
+}
+
+/**
+ * Everything `createServiceEvents` reads from a service's configuration: NATS_URL, else the machine's SQLite event
+ * log, and the NATS and relay settings.
+ */
+export function serviceEventsConfigOf(
+  config: Parameters<typeof eventOptionsOf>[0] & Pick<CommonEnv, 'NATS_URL' | 'DATA_DIR' | 'EVENTS_DB_FILE'>,
+): Pick<ServiceEventsOptions, 'natsUrl' | 'file'> & EventOptions {
+  return {
+    ...(config.NATS_URL ? { natsUrl: config.NATS_URL } : {}),
+    file: embeddedEventsFile(config),
+    ...eventOptionsOf(config),
   };
 }
 

@@ -11,8 +11,6 @@ import {
   type DependencyMonitor,
   discoveryFromEnv,
   embeddedCacheFile,
-  embeddedEventsFile,
-  eventOptionsOf,
   introspectionOf,
   type Logger,
   loadSealingKeys,
@@ -26,6 +24,7 @@ import {
   type SubgraphApp,
   type SubgraphAppOptions,
   sealingKeysFile,
+  serviceEventsConfigOf,
   sessionRevocations,
   staticSubgraphUrls,
 } from '@aiva/shared';
@@ -138,10 +137,8 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
     store: accounts,
     bus: options.bus,
     source: EVENT_SOURCE,
-    natsUrl: config.NATS_URL,
-    file: embeddedEventsFile(config),
     logger,
-    ...eventOptionsOf(config),
+    ...serviceEventsConfigOf(config),
   });
   const { bus, relay } = events;
   const discovery = options.discovery ?? true;

@@ -1,4 +1,4 @@
-import type { EventBus, Logger, Subscription } from '@aiva/shared';
+import type { AivaEvent, EventBus, EventType, Logger, Subscription } from '@aiva/shared';
 import type { NotificationService } from './notification.service.js';
 
 /**
@@ -22,34 +22,29 @@ export async function subscribeConsumers(
   service: NotificationService,
   logger: Logger,
 ): Promise<Subscription[]> {
-  const applied = (consumer: string, eventId: string) => (done: boolean) => {
-    if (!done) logger.debug({ consumer, eventId }, 'event already processed');
-  };
+  /** One durable consumer: applies each event once, says so at debug level when it was already applied. */
+  const on = <T extends EventType>(
+    consumer: string,
+    type: T,
+    apply: (consumer: string, event: AivaEvent<T>) => Promise<boolean>,
+  ) =>
+    bus.subscribe(consumer, type, async (event) => {
+      if (!(await apply(consumer, event)))
+        logger.debug({ consumer, eventId: event.id }, 'event already processed');
+    });
   return Promise.all([
-    bus.subscribe(CONSUMERS.welcome, 'aiva.auth.user.registered.v1', (event) =>
-      service.welcome(CONSUMERS.welcome, event).then(applied(CONSUMERS.welcome, event.id)),
+    on(CONSUMERS.welcome, 'aiva.auth.user.registered.v1', (c, e) => service.welcome(c, e)),
+    on(CONSUMERS.passwordReset, 'aiva.auth.password_reset.requested.v1', (c, e) =>
+      service.securityMail(c, e),
     ),
-    bus.subscribe(CONSUMERS.passwordReset, 'aiva.auth.password_reset.requested.v1', (event) =>
-      service.securityMail(CONSUMERS.passwordReset, event).then(applied(CONSUMERS.passwordReset, event.id)),
+    on(CONSUMERS.emailVerification, 'aiva.auth.email_verification.requested.v1', (c, e) =>
+      service.securityMail(c, e),
     ),
-    bus.subscribe(CONSUMERS.emailVerification, 'aiva.auth.email_verification.requested.v1', (event) =>
-      service
-        .securityMail(CONSUMERS.emailVerification, event)
-        .then(applied(CONSUMERS.emailVerification, event.id)),
+    on(CONSUMERS.emailChange, 'aiva.auth.email_change.requested.v1', (c, e) => service.securityMail(c, e)),
+    on(CONSUMERS.contactSync, 'aiva.auth.user.email_changed.v1', (c, e) => service.emailChanged(c, e)),
+    on(CONSUMERS.requested, 'aiva.notifications.notification.requested.v1', (c, e) =>
+      service.requested(c, e),
     ),
-    bus.subscribe(CONSUMERS.emailChange, 'aiva.auth.email_change.requested.v1', (event) =>
-      service.securityMail(CONSUMERS.emailChange, event).then(applied(CONSUMERS.emailChange, event.id)),
-    ),
-    bus.subscribe(CONSUMERS.contactSync, 'aiva.auth.user.email_changed.v1', (event) =>
-      service.emailChanged(CONSUMERS.contactSync, event).then(applied(CONSUMERS.contactSync, event.id)),
-    ),
-    bus.subscribe(CONSUMERS.requested, 'aiva.notifications.notification.requested.v1', (event) =>
-      service.requested(CONSUMERS.requested, event).then(applied(CONSUMERS.requested, event.id)),
-    ),
-    bus.subscribe(CONSUMERS.accountRemoval, 'aiva.users.user.deleted.v1', (event) =>
-      service
-        .personDeleted(CONSUMERS.accountRemoval, event)
-        .then(applied(CONSUMERS.accountRemoval, event.id)),
-    ),
+    on(CONSUMERS.accountRemoval, 'aiva.users.user.deleted.v1', (c, e) => service.personDeleted(c, e)),
   ]);
 }

@@ -6,8 +6,6 @@ import {
   createServiceEvents,
   createSubgraphServer,
   discoveryFromEnv,
-  embeddedEventsFile,
-  eventOptionsOf,
   introspectionOf,
   loadSealingKeys,
   loadTypeDefs,
@@ -17,6 +15,7 @@ import {
   type SubgraphApp,
   type SubgraphAppOptions,
   sealingKeysFile,
+  serviceEventsConfigOf,
   subgraphTokenVerifier,
 } from '@aiva/shared';
 import {
@@ -141,10 +140,8 @@ export async function createNotificationsApp(options: NotificationsAppOptions): 
     store,
     bus: options.bus,
     source: EVENT_SOURCE,
-    natsUrl: config.NATS_URL,
-    file: embeddedEventsFile(config),
     logger,
-    ...eventOptionsOf(config),
+    ...serviceEventsConfigOf(config),
   });
   // With several instances, a push must reach the person's sockets wherever they are connected.
   const liveAdapter = config.REDIS_URL

@@ -6,8 +6,6 @@ import {
   createServiceEvents,
   createSubgraphServer,
   discoveryFromEnv,
-  embeddedEventsFile,
-  eventOptionsOf,
   introspectionOf,
   loadTypeDefs,
   mongoTimeoutsOf,
@@ -16,6 +14,7 @@ import {
   type SessionRevocations,
   type SubgraphApp,
   type SubgraphAppOptions,
+  serviceEventsConfigOf,
   subgraphTokenVerifier,
 } from '@aiva/shared';
 import type { UsersConfig } from './config.js';
@@ -68,10 +67,8 @@ export async function createUsersApp(options: UsersAppOptions): Promise<UsersApp
     store,
     bus: options.bus,
     source: EVENT_SOURCE,
-    natsUrl: config.NATS_URL,
-    file: embeddedEventsFile(config),
     logger,
-    ...eventOptionsOf(config),
+    ...serviceEventsConfigOf(config),
   });
   const { bus, relay } = events;
   const service = new UserService(store, () => relay.notify());
