@@ -14,6 +14,9 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // Packages that also export a `source` condition (their TypeScript) are compiled by vite rather than loaded
+    // by Node, which the workspace's `source` condition would otherwise send to a .ts file.
+    server: { deps: { inline: [/@modelcontextprotocol\/sdk/, 'eventsource-parser', 'eventsource'] } },
     reporters: ['default'],
   },
 });

@@ -38,6 +38,18 @@ export const gatewayEnvSchema = commonEnvSchema.extend({
    * credentials) share one request to the subgraph; `false` sends each on its own. Mutations never share.
    */
   /**
+   * Which mutations MCP callers may run (`/mcp`, `pnpm mcp`): `none` (default), `explicit` (only the stored
+   * operations' tools), `all` (also through `execute`).
+   */
+  MCP_MUTATIONS: z.enum(['none', 'explicit', 'all']).default('none'),
+  /** MCP tool results longer than this many characters are cut (`execute`) or refused with a note. */
+  MCP_MAX_RESULT_CHARS: env.positiveInt(100_000),
+  /**
+   * Host header values `/mcp` accepts (`name` or `name:port`, comma-separated); default: the loopback names when
+   * HOST is a loopback address (DNS rebinding), else any (set it behind a public name).
+   */
+  MCP_ALLOWED_HOSTS: env.list(''),
+  /**
    * Size of the query plan cache, in MiB (plans measured by their JSON size). The operations of the
    * `operations/` folders are planned into it whenever a supergraph is loaded.
    */

@@ -40,6 +40,9 @@ import { Counter } from 'prom-client';
 import { Agent } from 'undici';
 import { registerCompression } from './compression.js';
 import type { GatewayConfig } from './config.js';
+import { mcpCatalogs } from './mcp/catalog.js';
+import { registerMcpHttp } from './mcp/http.js';
+import { createMcpServer } from './mcp/server.js';
 import { loadOperations } from './operations.js';
 import { createQueryPlanCache, warmQueryPlans } from './plan-warmer.js';
 import { RoutedDataSource } from './routed-data-source.js';
@@ -81,6 +84,16 @@ export interface GatewayAppOptions {
   verifier?: AccessTokenVerifier;
   /** Prefix of every key in the Redis cache (default `aiva:`); tests sharing a Redis use one per run. */
   cacheKeyPrefix?: string;
+}
+
+/** The gateway's version, as MCP clients see it. */
+const GATEWAY_VERSION = '0.1.0';
+
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.');
+
+/** The origins of the gateway's own port on the loopback names (a local page of the gateway itself). */
+function loopbackOrigins(port: number): string[] {
+  return ['localhost', '127.0.0.1', '[::1]'].map((host) => `http://${host}:${port}`);
 }
 
 /** Operational routes: probes and scrapers are never rate limited. */
@@ -244,6 +257,7 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
   });
   // The stored operations' plans are made before their first request, again for each new supergraph.
   const stored = loadOperations();
+  const mcpCatalog = mcpCatalogs(stored.operations, config.MCP_MUTATIONS);
   for (const problem of stored.problems) logger.warn({ problem }, 'stored operation skipped');
   gateway.onSchemaLoadOrUpdate(() => {
     void warmQueryPlans({ gateway, cache: planCache, operations: stored.operations, logger }).then(
@@ -294,16 +308,37 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
         });
       }
     },
-    configure: follower
-      ? (app, { tokenCheck }) =>
-          registerServiceRoutes(app, {
-            router,
-            routing: follower,
-            tokenCheck,
-            timeoutMs: config.SUBGRAPH_TIMEOUT_MS,
-            logger,
-          })
-      : undefined,
+    configure: async (app, { tokenCheck }) => {
+      // MCP on the gateway's port, over the supergraph it serves, as the caller of each request.
+      await registerMcpHttp(app, {
+        tokenCheck,
+        serverFor: (execute) =>
+          createMcpServer({
+            catalog: () => mcpCatalog(servedSdl),
+            execute,
+            mutations: config.MCP_MUTATIONS,
+            discovery: introspectionOf(config),
+            maxResultChars: config.MCP_MAX_RESULT_CHARS,
+            version: GATEWAY_VERSION,
+          }),
+        allowedOrigins: [...config.CORS_ORIGINS, ...loopbackOrigins(config.GATEWAY_PORT)],
+        allowedHosts:
+          config.MCP_ALLOWED_HOSTS.length > 0
+            ? config.MCP_ALLOWED_HOSTS
+            : isLoopback(config.HOST)
+              ? ['localhost', '127.0.0.1', '[::1]']
+              : [],
+      });
+      if (follower) {
+        await registerServiceRoutes(app, {
+          router,
+          routing: follower,
+          tokenCheck,
+          timeoutMs: config.SUBGRAPH_TIMEOUT_MS,
+          logger,
+        });
+      }
+    },
     // Ready with a schema (it serves one from the start) and an answering instance of each subgraph; the
     // instances that do not answer, the cache and auth's keys are reported under `degraded`.
     readiness: () => [

@@ -30,6 +30,8 @@ export interface InProcessStack {
   dataDir: string;
   /** users' GraphQL URL (where auth calls it directly, and the gateway routes). */
   usersUrl: string;
+  /** notifications' GraphQL URL. */
+  notificationsUrl: string;
   /**
    * Where auth calls users from now on (e.g. a closed port, to make users unreachable for auth only); `null`
    * goes back to users' real URL.
@@ -114,6 +116,7 @@ export async function startInProcessStack(options: InProcessStackOptions = {}): 
       bus,
       dataDir,
       usersUrl,
+      notificationsUrl,
       routeAuthToUsers,
       stop,
     };
