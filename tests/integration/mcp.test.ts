@@ -261,6 +261,35 @@ describe('MCP over Streamable HTTP', () => {
   });
 });
 
+describe('MCP policies', () => {
+  it('offers no schema discovery where /graphql offers no introspection', async () => {
+    const closed = await extraGateway({ GRAPHQL_INTROSPECTION: 'false' });
+    try {
+      const client = await connect(closed.base, person.token);
+      const names = (await client.listTools()).tools.map((t) => t.name);
+      expect(names).not.toContain('search-schema');
+      expect(names).not.toContain('introspect');
+      expect(names).toEqual(expect.arrayContaining(['execute', 'my-notifications']));
+      await expect(client.readResource({ uri: 'supergraph://schema' })).rejects.toThrow();
+    } finally {
+      await closed.app.close();
+    }
+  });
+
+  it('refuses a protocol version it does not speak', async () => {
+    const response = await fetch(`${gatewayBase()}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '1999-01-01',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+    });
+    expect(response.status).toBe(400);
+  });
+});
+
 describe('MCP over stdio (the aiva-mcp bridge process)', () => {
   it('lists tools and runs a query as AIVA_TOKEN', async () => {
     const transport = new StdioClientTransport({
