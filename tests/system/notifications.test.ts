@@ -74,16 +74,28 @@ interface Inbox {
   };
 }
 
-function connectLive(token: string): Socket {
+/** The first notification the socket receives whose title is `title` (a welcome may arrive in between). */
+function notificationTitled<T extends { title: string }>(socket: Socket, title: string): Promise<T> {
+  return new Promise((resolve) => {
+    const listener = (notification: T) => {
+      if (notification.title !== title) return;
+      socket.off('notification', listener);
+      resolve(notification);
+    };
+    socket.on('notification', listener);
+  });
+}
+
+function connectLive(token: string, since?: string): Socket {
   return io(base, {
     path: '/notifications/live',
     transports: ['websocket'],
-    auth: { token },
+    auth: { token, ...(since ? { since } : {}) },
     reconnection: false,
   });
 }
 
-describe('notifications through the gateway', () => {
+describe('notifications through the gateway', { timeout: 60_000 }, () => {
   it('sends the welcome mail over SMTP and shows the welcome in the app', async () => {
     const person = await signUp('welcome_one');
     const mails = await waitFor(
@@ -113,6 +125,21 @@ describe('notifications through the gateway', () => {
     expect(read.body.data?.markNotificationRead.readAt).toMatch(/^\d{4}-/);
     const after = await graphql<Inbox>(system.gatewayUrl, MY_NOTIFICATIONS, {}, bearer(person.token));
     expect(after.body.data?.me.unreadNotificationCount).toBe(0);
+  });
+
+  it('delivers the welcome on a Socket.IO client connected right after sign-up (live, or caught up by since)', async () => {
+    const since = new Date().toISOString();
+    const person = await signUp('welcome_live');
+    const socket = connectLive(person.token, since);
+    try {
+      const welcome = await new Promise<{ category: string; title: string }>((resolve, reject) => {
+        socket.once('notification', resolve);
+        socket.once('connect_error', reject);
+      });
+      expect(welcome).toMatchObject({ category: 'WELCOME', title: 'Welcome to AIVA' });
+    } finally {
+      socket.disconnect();
+    }
   });
 
   it("keeps a person's notifications to that person", async () => {
@@ -164,8 +191,9 @@ describe('notifications through the gateway', () => {
         socket.once('connect', resolve);
         socket.once('connect_error', reject);
       });
-      const received = new Promise<{ category: string; title: string }>((resolve) =>
-        socket.once('notification', resolve),
+      const received = notificationTitled<{ category: string; title: string }>(
+        socket,
+        'Your email address was changed',
       );
       // Changing the address makes a security notification in the app (and warns the previous address).
       const newEmail = 'live_one_new@example.test';
@@ -211,8 +239,9 @@ describe('notifications through the gateway', () => {
         socket.once('connect', resolve);
         socket.once('connect_error', reject);
       });
-      const received = new Promise<{ category: string; title: string; data: unknown }>((resolve) =>
-        socket.once('notification', resolve),
+      const received = notificationTitled<{ category: string; title: string; data: unknown }>(
+        socket,
+        'Your report is ready',
       );
       const SEND = 'mutation($input: SendNotificationInput!) { sendNotification(input: $input) }';
       const input = {

@@ -23,6 +23,11 @@ export interface LiveChannelOptions {
    */
   // biome-ignore lint/suspicious/noExplicitAny: Socket.IO's adapter constructor type
   adapter?: any;
+  /**
+   * The person's notifications created at or after `since`, oldest first (at most a page): what a client that
+   * connects with `auth: { token, since }` missed, sent before the live ones.
+   */
+  catchUp?: (userId: string, since: Date) => Promise<LiveNotification[]>;
   logger?: Logger;
 }
 
@@ -42,10 +47,19 @@ function handshakeToken(socket: Socket): string | undefined {
   return typeof header === 'string' ? header.replace(/^Bearer\s+/i, '') : undefined;
 }
 
+/** The `since` of a handshake (`auth: { token, since }`, an ISO-8601 time), when it is one. */
+function sinceOf(socket: Socket): Date | undefined {
+  const value = (socket.handshake.auth as { since?: unknown } | undefined)?.since;
+  if (typeof value !== 'string' || value.length > 40) return undefined;
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
 /**
  * In-app notifications live over Socket.IO: a client connects with its access token in the handshake, is
  * refused without a valid one (`connect_error` "UNAUTHENTICATED"), joins the room of its person, and is
- * disconnected when the token expires (it reconnects with a fresh one). WebSocket transport only: the gateway
+ * disconnected when the token expires (it reconnects with a fresh one). A client that gives `since` (the time of
+ * the last notification it has, or when it went away) first gets what it missed. WebSocket transport only: the gateway
  * forwards WebSocket upgrades to any instance, and long-polling would need sticky sessions.
  */
 export function createLiveChannel(options: LiveChannelOptions): LiveChannel {
@@ -81,6 +95,17 @@ export function createLiveChannel(options: LiveChannelOptions): LiveChannel {
   io.on('connection', (socket) => {
     const userId = socket.data.userId as string;
     void socket.join(roomOf(userId));
+    // Joined first, then caught up: a notification stored in between may come twice (clients keep ids), never
+    // not at all.
+    const since = sinceOf(socket);
+    if (since && options.catchUp) {
+      options
+        .catchUp(userId, since)
+        .then((missed) => {
+          for (const notification of missed) socket.emit(LIVE_EVENT, notification);
+        })
+        .catch((error: unknown) => logger?.warn({ err: errorMessage(error) }, 'live catch-up failed'));
+    }
     const expiresAt = socket.data.expiresAt as number | undefined;
     if (expiresAt) {
       const timer = setTimeout(() => socket.disconnect(true), Math.max(0, expiresAt * 1000 - Date.now()));

@@ -194,6 +194,11 @@ export async function createNotificationsApp(options: NotificationsAppOptions): 
     verifier: tokens.verifier,
     logger,
     ...(liveAdapter ? { adapter: liveAdapter.adapter } : {}),
+    catchUp: async (userId, since) =>
+      (await store.listNotifications(userId, { first: 50, unreadOnly: false })).notifications
+        .filter((notification) => notification.createdAt >= since)
+        .reverse()
+        .map(toLive),
   });
   events.metrics.register(server.metrics.registry, server.dependencies);
   dispatcher.register(server.metrics.registry);
