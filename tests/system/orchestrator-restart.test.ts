@@ -79,19 +79,28 @@ function suite(name: string, redisUrl: string | undefined) {
       ['notifications', 'subgraphs/notifications/src/main.ts'],
       ['gateway', 'gateway/src/main.ts'],
     ] as const) {
-      processes.push(spawnNode([entry], { ...env, REGISTRY_TOKEN: registryToken(SECRET, service) }));
+      const spawned = spawnNode([entry], { ...env, REGISTRY_TOKEN: registryToken(SECRET, service) });
+      processes.push(spawned);
+      // One after the other, as the orchestrator starts them (first starts share the data directory's files).
+      await spawned.waitForLine(/listening/, 60_000);
     }
-    await waitFor(
-      async () => JSON.stringify(await instances()) === '["auth","gateway","notifications","users"]',
-      60_000,
-      'every service to register',
-    );
+    try {
+      await waitFor(
+        async () => JSON.stringify(await instances()) === '["auth","gateway","notifications","users"]',
+        90_000,
+        'every service to register',
+      );
+    } catch (error) {
+      // Which one is missing, and what it said.
+      const tails = processes.map((p) => p.lines.slice(-15).join('\n')).join('\n---\n');
+      throw new Error(`registered: ${JSON.stringify(await instances())}\n${tails}`, { cause: error });
+    }
     await waitFor(
       async () => (await fetch(gatewayUrl.replace('/graphql', '/ready')).catch(() => null))?.ok,
       30_000,
       'the gateway to be ready',
     );
-  }, 120_000);
+  }, 180_000);
 
   afterAll(async () => {
     for (const spawned of processes) spawned.child.kill('SIGKILL');
