@@ -41,7 +41,7 @@ import { Agent } from 'undici';
 import { registerCompression } from './compression.js';
 import type { GatewayConfig } from './config.js';
 import { mcpCatalogs } from './mcp/catalog.js';
-import { registerMcpHttp } from './mcp/http.js';
+import { type McpHttp, registerMcpHttp } from './mcp/http.js';
 import { createMcpServer } from './mcp/server.js';
 import { loadOperations } from './operations.js';
 import { createQueryPlanCache, warmQueryPlans } from './plan-warmer.js';
@@ -188,6 +188,7 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
     connectTimeout: Math.min(config.SUBGRAPH_TIMEOUT_MS, 5_000),
   });
   let servedSdl = fallbackSdl;
+  let mcpHttp: McpHttp | undefined;
   // The states of Redis and of auth's keys, shared by their adapters and /ready: one log line per change,
   // aiva_dependency_up and aiva_degraded_requests_total on /metrics.
   const dependencies = createDependencyMonitor(logger);
@@ -242,7 +243,10 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
       fallbackSdl,
       logger,
       onServe: (sdl) => {
+        const changed = sdl !== servedSdl;
         servedSdl = sdl;
+        // Tools follow the supergraph: clients holding a stream hear of it.
+        if (changed) mcpHttp?.notifyToolsChanged();
       },
     }),
     buildService: ({ name }) =>
@@ -310,7 +314,7 @@ export async function createGatewayApp(options: GatewayAppOptions): Promise<Gate
     },
     configure: async (app, { tokenCheck }) => {
       // MCP on the gateway's port, over the supergraph it serves, as the caller of each request.
-      await registerMcpHttp(app, {
+      mcpHttp = await registerMcpHttp(app, {
         tokenCheck,
         serverFor: (execute) =>
           createMcpServer({

@@ -276,6 +276,30 @@ describe('MCP policies', () => {
     }
   });
 
+  it("applies the gateway's operation limits to execute, and cuts long results with a note", async () => {
+    const bounded = await extraGateway({ GRAPHQL_MAX_DEPTH: '2', MCP_MAX_RESULT_CHARS: '40' });
+    try {
+      const client = await connect(bounded.base, person.token);
+      const deep = (await client.callTool({
+        name: 'execute',
+        arguments: { operation: '{ me { notifications { edges { node { id } } } } }' },
+      })) as CallToolResult;
+      expect(deep.isError).toBe(true);
+      expect(textOf(deep)).toMatch(/depth/i);
+      const long = (await client.callTool({
+        name: 'execute',
+        arguments: { operation: '{ me { id email username } }' },
+      })) as CallToolResult;
+      expect(long.isError).toBeFalsy();
+      expect(textOf(long)).toMatch(/… cut here\. The result is \d+ characters, more than the 40/);
+      const tool = (await client.callTool({ name: 'me', arguments: {} })) as CallToolResult;
+      expect(tool.isError).toBe(true);
+      expect(textOf(tool)).toMatch(/more than the 40 this server answers/);
+    } finally {
+      await bounded.app.close();
+    }
+  });
+
   it('refuses a protocol version it does not speak', async () => {
     const response = await fetch(`${gatewayBase()}/mcp`, {
       method: 'POST',

@@ -1,6 +1,9 @@
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { graphql, waitFor } from '@aiva/shared/testing';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, ROOT, type RunningSystem, startSystem } from './helpers/system.js';
 
@@ -71,8 +74,18 @@ describe('pnpm dev notes', { timeout: 60_000 }, () => {
     expect(result.body).toEqual({ data: { note: 'note from notes' } });
   });
 
-  it('serves a field added to the SDL within seconds, without restarting the gateway', async () => {
+  it('serves a field added to the SDL within seconds, without restarting the gateway, and tells MCP clients', async () => {
     const before = (await gatewayProcess()).gateway;
+    // An MCP client holding the gateway's notification stream (the SDK opens it after initialising).
+    const mcp = new Client({ name: 'dev-test', version: '1.0.0' });
+    let toolsChanged = 0;
+    mcp.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+      toolsChanged++;
+    });
+    await mcp.connect(
+      new StreamableHTTPClientTransport(new URL('/mcp', system.gatewayUrl.replace(/\/graphql$/, ''))),
+    );
+    await mcp.listTools();
     writeFileSync(sdlFile, `${LINK}type Query { note: String latestNote: String }\n`);
     await waitFor(
       async () =>
@@ -84,6 +97,10 @@ describe('pnpm dev notes', { timeout: 60_000 }, () => {
     const after = (await gatewayProcess()).gateway;
     expect(after.pid).toBe(before.pid);
     expect(after.restarts).toBe(before.restarts);
+    await waitFor(() => toolsChanged > 0, 15_000, 'notifications/tools/list_changed');
+    const search = await mcp.callTool({ name: 'search-schema', arguments: { query: 'latest note' } });
+    expect(JSON.stringify(search.content)).toContain('latestNote');
+    await mcp.close();
   });
 
   it('keeps serving the last good supergraph when an edit breaks composition, and says why', async () => {

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import { httpErrorBody, type TokenCheckHooks } from '@aiva/shared';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -30,13 +31,24 @@ function originOf(request: FastifyRequest): string {
 
 /**
  * MCP over Streamable HTTP at `/mcp`, stateless: every POST is answered on its own (a fresh server and transport,
- * JSON answers), so any gateway instance answers any request and no session needs to stick to one. GET (a
- * server-to-client stream) and DELETE (ending a session) answer 405. The caller is the one of `/graphql`: the
+ * JSON answers), so any gateway instance answers any request and no session needs to stick to one. GET opens a
+ * stream of notifications (the tool list changed); DELETE (ending a session) answers 405. The caller is the one of `/graphql`: the
  * same token check (a bad token: 401 with `WWW-Authenticate` naming the resource metadata), the same rate limit;
  * GraphQL runs through the gateway's own `/graphql` path in this process (`inject`), never passing the token to
  * another API. Foreign `Origin`s and unknown `Host`s are refused with 403 before anything runs.
  */
-export async function registerMcpHttp(app: FastifyInstance, options: McpHttpOptions): Promise<void> {
+export interface McpHttp {
+  /** Tells every client holding a stream on this instance that the tool list changed (a new supergraph). */
+  notifyToolsChanged(): void;
+  /** Open streams on this instance. */
+  readonly streams: number;
+}
+
+/** An SSE comment every so often, so that proxies do not close a quiet stream. */
+const STREAM_HEARTBEAT_MS = 25_000;
+
+export async function registerMcpHttp(app: FastifyInstance, options: McpHttpOptions): Promise<McpHttp> {
+  const streams = new Set<ServerResponse>();
   const anyOrigin = options.allowedOrigins.includes('*');
   const origins = new Set(options.allowedOrigins.map((o) => o.toLowerCase()));
   const hosts = new Set(options.allowedHosts.map(hostOf));
@@ -72,10 +84,34 @@ export async function registerMcpHttp(app: FastifyInstance, options: McpHttpOpti
     const notHere = async (_request: FastifyRequest, reply: FastifyReply) =>
       reply
         .status(405)
-        .header('allow', 'POST')
+        .header('allow', 'GET, POST')
         .type('application/json')
-        .send(httpErrorBody('This MCP server is stateless: POST only', 'BAD_USER_INPUT'));
-    scope.get(MCP_PATH, notHere);
+        .send(httpErrorBody('This MCP server is stateless: no session to end', 'BAD_USER_INPUT'));
+    // A stream of server-to-client notifications (`notifications/tools/list_changed`), held on whichever instance
+    // the client reached: it needs no session, every instance announces its own supergraph changes.
+    scope.get(MCP_PATH, { preHandler: options.tokenCheck.preHandler }, async (request, reply) => {
+      if (!String(request.headers.accept ?? '').includes('text/event-stream')) {
+        return reply
+          .status(406)
+          .type('application/json')
+          .send(httpErrorBody('GET /mcp is a stream: accept text/event-stream', 'BAD_USER_INPUT'));
+      }
+      reply.hijack();
+      const raw = reply.raw;
+      raw.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+      });
+      raw.write(': AIVA MCP notifications\n\n');
+      streams.add(raw);
+      const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), STREAM_HEARTBEAT_MS);
+      heartbeat.unref();
+      raw.on('close', () => {
+        clearInterval(heartbeat);
+        streams.delete(raw);
+      });
+    });
     scope.delete(MCP_PATH, notHere);
     scope.post(MCP_PATH, { preHandler: options.tokenCheck.preHandler }, async (request, reply) => {
       const authorization = request.headers.authorization;
@@ -114,4 +150,13 @@ export async function registerMcpHttp(app: FastifyInstance, options: McpHttpOpti
       await transport.handleRequest(request.raw, reply.raw, request.body);
     });
   });
+  const message = `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' })}\n\n`;
+  return {
+    notifyToolsChanged() {
+      for (const stream of streams) stream.write(message);
+    },
+    get streams() {
+      return streams.size;
+    },
+  };
 }
