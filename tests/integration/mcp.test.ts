@@ -300,6 +300,21 @@ describe('MCP policies', () => {
     }
   });
 
+  it('runs a mutation through execute under MCP_MUTATIONS=all', async () => {
+    const open = await extraGateway({ MCP_MUTATIONS: 'all' });
+    try {
+      const client = await connect(open.base, person.token);
+      const ran = (await client.callTool({
+        name: 'execute',
+        arguments: { operation: 'mutation { markAllNotificationsRead }' },
+      })) as CallToolResult;
+      expect(ran.isError).toBeFalsy();
+      expect(JSON.parse(textOf(ran))).toEqual({ markAllNotificationsRead: expect.any(Number) });
+    } finally {
+      await open.app.close();
+    }
+  });
+
   it('refuses a protocol version it does not speak', async () => {
     const response = await fetch(`${gatewayBase()}/mcp`, {
       method: 'POST',

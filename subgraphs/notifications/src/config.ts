@@ -43,6 +43,8 @@ export const notificationsEnvSchema = commonEnvSchema
     DELIVERY_RETRY_BASE_MS: env.positiveInt(5_000),
     /** Deliveries sent at once by one instance. */
     DELIVERY_CONCURRENCY: env.positiveInt(4),
+    /** How long sent and failed deliveries stay in the delivery log, in days. */
+    DELIVERY_RETENTION_DAYS: env.positiveInt(30),
     /** Deadline of one send (SMTP, push service, Twilio), in ms. */
     DELIVERY_TIMEOUT_MS: env.positiveInt(15_000),
   })

@@ -134,6 +134,7 @@ export async function createNotificationsApp(options: NotificationsAppOptions): 
     retryBaseMs: config.DELIVERY_RETRY_BASE_MS,
     concurrency: config.DELIVERY_CONCURRENCY,
     leaseMs: config.DELIVERY_TIMEOUT_MS * 2 + 5_000,
+    retentionMs: config.DELIVERY_RETENTION_DAYS * 24 * 60 * 60 * 1000,
     logger,
   });
   const events = await createServiceEvents({

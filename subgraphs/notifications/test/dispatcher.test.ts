@@ -44,7 +44,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startDispatcher(options: { leaseMs?: number } = {}) {
+async function startDispatcher(options: { leaseMs?: number; retentionMs?: number } = {}) {
   store = openSqliteNotificationStore({ file: join(dir, `${uuidv7()}.sqlite`) });
   const email = createEmailChannel({
     smtpUrl: smtp.url,
@@ -71,6 +71,7 @@ async function startDispatcher(options: { leaseMs?: number } = {}) {
     retryBaseMs: 50,
     concurrency: 2,
     leaseMs: options.leaseMs ?? 10_000,
+    ...(options.retentionMs ? { retentionMs: options.retentionMs } : {}),
     pollMs: 25,
     logger,
   });
@@ -141,5 +142,21 @@ describe('delivery dispatcher', () => {
     const done = await settled(delivery.id);
     expect(done).toMatchObject({ status: 'sent', attempts: 1 });
     expect(smtp.mailsTo('orphan@example.test')).toHaveLength(1);
+  });
+
+  it('purges sent deliveries past the retention from the log', async () => {
+    dispatcher = await startDispatcher({ retentionMs: 60_000 });
+    const old = mail('old@example.test');
+    await store.applyEvent('test', uuidv7(), { deliveries: [old] });
+    const longAgo = new Date(Date.now() - 120_000);
+    await store.finishDelivery(
+      old.id,
+      { status: 'sent', attempts: 1, lastError: null, nextAttemptAt: longAgo },
+      longAgo,
+    );
+    const user = '01890000-0000-7000-8000-000000000001';
+    expect(await store.deliveries({ userId: user })).toHaveLength(1);
+    dispatcher.start();
+    await waitFor(async () => (await store.deliveries({ userId: user })).length === 0, 10_000, 'the purge');
   });
 });

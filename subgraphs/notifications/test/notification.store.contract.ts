@@ -621,6 +621,30 @@ export function notificationStoreContract(name: string, harness: NotificationSto
       ]);
     });
 
+    it('purges sent and failed deliveries older than the retention, and keeps the rest', async () => {
+      const userId = personId();
+      const { notification, deliveries } = await notify(store, userId, { deliveries: 3 });
+      const [sent, failed, queued] = deliveries as [DeliveryRecord, DeliveryRecord, DeliveryRecord];
+      await store.finishDelivery(
+        sent.id,
+        { status: 'sent', attempts: 1, lastError: null, nextAttemptAt: at(SECOND) },
+        at(SECOND),
+      );
+      await store.finishDelivery(
+        failed.id,
+        { status: 'failed', attempts: 1, lastError: 'SMTP 550', nextAttemptAt: at(MINUTE) },
+        at(MINUTE),
+      );
+      // Only what was last changed before the cut goes; a delivery still to send never does.
+      expect(await store.purgeDeliveries(at(2 * SECOND))).toBe(1);
+      expect(ids(await store.deliveries({ notificationId: notification.id }))).toEqual([
+        failed.id,
+        queued.id,
+      ]);
+      expect(await store.purgeDeliveries(at(24 * 60 * MINUTE))).toBe(1);
+      expect(ids(await store.deliveries({ notificationId: notification.id }))).toEqual([queued.id]);
+    });
+
     it('brings a retrying delivery back when its next attempt is due', async () => {
       const userId = personId();
       const delivery = makeDelivery(userId, null);

@@ -27,11 +27,14 @@ export interface DeliveryDispatcherOptions {
   leaseMs: number;
   /** How often the log is looked at when nothing wakes the dispatcher, in ms (default 1000). */
   pollMs?: number;
+  /** How long sent and failed deliveries stay in the log (DELIVERY_RETENTION_DAYS), in ms; purged hourly. */
+  retentionMs?: number;
   logger?: Logger;
 }
 
 const MAX_RETRY_DELAY_MS = 60 * 60 * 1000;
 const MAX_ERROR_LENGTH = 500;
+const PURGE_EVERY_MS = 60 * 60 * 1000;
 
 /** The delay before attempt `attempts + 1`: base × 2^(attempts − 1), capped at an hour, ±20 % jitter. */
 export function retryDelayMs(baseMs: number, attempts: number): number {
@@ -47,6 +50,7 @@ export function retryDelayMs(baseMs: number, attempts: number): number {
  */
 export class DeliveryDispatcher {
   private running = false;
+  private lastPurge = 0;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private readonly pollMs: number;
@@ -83,10 +87,20 @@ export class DeliveryDispatcher {
     await this.loop;
   }
 
+  /** Removes what is past the retention, at most once an hour; several instances may do it, harmlessly. */
+  private async purge(): Promise<void> {
+    const { retentionMs } = this.options;
+    if (retentionMs === undefined || Date.now() - this.lastPurge < PURGE_EVERY_MS) return;
+    this.lastPurge = Date.now();
+    const purged = await this.options.store.purgeDeliveries(new Date(Date.now() - retentionMs));
+    if (purged > 0) this.options.logger?.info({ purged }, 'delivery log purged');
+  }
+
   private async run(): Promise<void> {
     while (this.running) {
       let claimed = 0;
       try {
+        await this.purge();
         claimed = await this.tick();
       } catch (error) {
         this.options.logger?.warn({ err: errorMessage(error) }, 'delivery log unavailable; will retry');

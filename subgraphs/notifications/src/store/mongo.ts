@@ -342,6 +342,14 @@ export async function connectMongoNotificationStore(
       return claimed;
     },
 
+    async purgeDeliveries(before) {
+      const result = await Delivery.deleteMany({
+        status: { $in: ['sent', 'failed'] },
+        updatedAt: { $lt: before },
+      }).exec();
+      return result.deletedCount;
+    },
+
     async finishDelivery(id, outcome, at) {
       await Delivery.updateOne(
         { _id: id },

@@ -135,6 +135,8 @@ export interface NotificationStore extends OutboxStore {
     outcome: { status: DeliveryStatus; attempts: number; lastError: string | null; nextAttemptAt: Date },
     at: Date,
   ): Promise<void>;
+  /** Removes sent and failed deliveries last changed before `before` (the log's retention); how many went. */
+  purgeDeliveries(before: Date): Promise<number>;
   /** The delivery log of a notification or of a person, oldest first (tests, support). */
   deliveries(filter: { userId?: string; notificationId?: string }): Promise<DeliveryRecord[]>;
   /** Removes everything of the person (the account was deleted), once per event. */

@@ -141,6 +141,9 @@ export function openSqliteNotificationStore(options: SqliteNotificationStoreOpti
     subscriptionsOf: db.prepare<[string], SqliteRow>(
       'SELECT * FROM push_subscriptions WHERE user_id = ? ORDER BY created_at, endpoint',
     ),
+    purge: db.prepare<[string]>(
+      "DELETE FROM deliveries WHERE status IN ('sent', 'failed') AND updated_at < ?",
+    ),
     claim: db.prepare<[SqliteRow], SqliteRow>(
       `UPDATE deliveries SET lease_until = @leaseUntil
        WHERE id IN (
@@ -271,6 +274,10 @@ export function openSqliteNotificationStore(options: SqliteNotificationStoreOpti
         .all({ now: now.toISOString(), leaseUntil: leaseUntil.toISOString(), limit: pageLimit(limit) })
         .map(deliveries.fromRow)
         .sort((a, b) => a.nextAttemptAt.getTime() - b.nextAttemptAt.getTime() || (a.id < b.id ? -1 : 1));
+    },
+
+    async purgeDeliveries(before) {
+      return stmt.purge.run(before.toISOString()).changes;
     },
 
     async finishDelivery(id, outcome, at) {
