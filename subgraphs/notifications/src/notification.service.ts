@@ -204,7 +204,9 @@ export class NotificationService {
       notificationId,
       preferences,
       email:
-        request.email ?? (contact?.email ? { to: contact.email, message: genericMail(content) } : undefined),
+        // Without an address yet (the sign-up's event not consumed yet), the mail goes to the address known when
+        // it is sent (PERSON_ADDRESS).
+        request.email ?? { to: contact?.email ?? PERSON_ADDRESS, message: genericMail(content) },
       smsNumber: contact?.smsNumber ?? null,
       subscriptions,
     });
@@ -309,6 +311,12 @@ export class NotificationService {
     return this.store.markAllRead(userId, this.now());
   }
 }
+
+/**
+ * The target of an email delivery queued before the person's address was known: it is looked up when the mail is
+ * sent, and the delivery retried (transiently) until it is.
+ */
+export const PERSON_ADDRESS = '';
 
 /** The mail of a notification that has no template of its own. */
 function genericMail(content: { title: string; body: string }): DeliveryMessage {

@@ -159,4 +159,25 @@ describe('delivery dispatcher', () => {
     dispatcher.start();
     await waitFor(async () => (await store.deliveries({ userId: user })).length === 0, 10_000, 'the purge');
   });
+
+  it("waits for the person's address when a mail was queued before it was known, then sends it there", async () => {
+    dispatcher = await startDispatcher();
+    const early = { ...mail(''), target: '' };
+    await store.applyEvent('test', uuidv7(), { deliveries: [early] });
+    const user = '01890000-0000-7000-8000-000000000001';
+    // One attempt by hand: no address yet, so it is retried, not failed.
+    expect(await dispatcher.tick()).toBe(1);
+    const [afterFirst] = (await store.deliveries({ userId: user })).filter((d) => d.id === early.id);
+    expect(afterFirst).toMatchObject({ status: 'retrying', attempts: 1 });
+    expect(afterFirst?.lastError).toMatch(/no address known/);
+    // The sign-up's event arrives: the address is known now.
+    await store.applyEvent('test', uuidv7(), {
+      deliveries: [],
+      contact: { userId: user, email: 'late@example.test', at: new Date() },
+    });
+    dispatcher.start();
+    const done = await settled(early.id);
+    expect(done).toMatchObject({ status: 'sent', attempts: 2 });
+    expect(smtp.mailsTo('late@example.test')).toHaveLength(1);
+  });
 });

@@ -4,6 +4,7 @@ import {
   PermanentDeliveryError,
   type PushChannel,
   type SmsChannel,
+  TransientDeliveryError,
 } from '../channels/index.js';
 import type { DeliveryRecord, NotificationStore } from '../store/notification.store.js';
 import { type EmailCategory, isEmailCategory, renderEmail } from '../templates/index.js';
@@ -69,8 +70,15 @@ export function createSenders(options: SendersOptions): (delivery: DeliveryRecor
           if (error instanceof PermanentDeliveryError) throw error;
           throw unusable(delivery, (error as Error).message);
         }
+        const to = delivery.target || (await options.store.contact(delivery.userId))?.email;
+        if (!to) {
+          throw new TransientDeliveryError(
+            'email',
+            `delivery ${delivery.id}: no address known for the person yet`,
+          );
+        }
         await options.email.send({
-          to: delivery.target,
+          to,
           ...rendered,
           headers: { 'X-AIVA-Delivery': delivery.id },
         });
