@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createTestTokenIssuer } from '@aiva/shared/testing/tokens';
 import autocannon from 'autocannon';
+import { verifyEmailThrough } from '../helpers/sealed-mail.js';
 
 /** Shared pieces of the benchmark scripts: server processes and autocannon runs that print comparable figures. */
 
@@ -114,4 +115,40 @@ export async function startJwksIssuer() {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return { issuer, jwksUrl: `http://127.0.0.1:${port}/.well-known/jwks.json`, stop: () => server.close() };
+}
+
+/** The admin the benchmarks act as: start the system with `AIVA_ADMIN_EMAILS: BENCH_ADMIN.email`. */
+export const BENCH_ADMIN = { email: 'bench-admin@example.test', password: 'benchmark password' };
+
+/**
+ * An admin access token: BENCH_ADMIN signs in, or (the first time on this data directory) signs up and proves its
+ * address with the verification mail read from `dataDir` (an AIVA_ADMIN_EMAILS address is admin once verified).
+ */
+export async function benchAdminToken(gatewayUrl: string, dataDir: string): Promise<string> {
+  const signedIn = await graphqlOnce<{ signIn: { accessToken: string } }>(
+    gatewayUrl,
+    'mutation($i: SignInInput!) { signIn(input: $i) { accessToken } }',
+    { i: BENCH_ADMIN },
+  ).catch(() => undefined);
+  if (signedIn) return signedIn.signIn.accessToken;
+  const { signUp } = await graphqlOnce<{ signUp: { accessToken: string; refreshToken: string } }>(
+    gatewayUrl,
+    'mutation($i: SignUpInput!) { signUp(input: $i) { accessToken refreshToken } }',
+    { i: { ...BENCH_ADMIN, username: 'bench_admin', firstName: 'Bench', lastName: 'Admin' } },
+  );
+  return (await verifyEmailThrough(gatewayUrl, dataDir, signUp, BENCH_ADMIN.email, 30_000)).accessToken;
+}
+
+/** Creates `count` profiles (`seed<i>@example.test`) as the admin. */
+export async function seedUsers(gatewayUrl: string, token: string, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    await graphqlOnce(
+      gatewayUrl,
+      'mutation($input: CreateUserInput!) { createUser(input: $input) { id } }',
+      {
+        input: { email: `seed${i}@example.test`, username: `seed_${i}`, firstName: 'Seed', lastName: `${i}` },
+      },
+      token,
+    );
+  }
 }

@@ -6,9 +6,18 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { loadServiceManifest } from '@aiva/orchestrator';
 import { registryToken } from '@aiva/shared';
-import { verifyEmailThrough } from '../helpers/sealed-mail.js';
 import { freePort, ROOT, type RunningSystem, startSystem } from '../system/helpers/system.js';
-import { CONNECTIONS, DURATION_S, type Figures, graphqlOnce, load, startProcess } from './bench-kit.js';
+import {
+  BENCH_ADMIN,
+  benchAdminToken,
+  CONNECTIONS,
+  DURATION_S,
+  type Figures,
+  graphqlOnce,
+  load,
+  seedUsers,
+  startProcess,
+} from './bench-kit.js';
 import { type CpuProfile, summarizeCpuProfile } from './cpu-profile.js';
 
 /**
@@ -36,7 +45,6 @@ const PROFILE = process.env.BENCH_PROFILE === '1' || process.argv.includes('--pr
 const PROFILE_S = Number(process.env.BENCH_PROFILE_DURATION ?? 15);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const SEED = Number(process.env.SEED_USERS ?? 100);
-const ADMIN = { email: 'bench-admin@example.test', password: 'benchmark password' };
 const REGISTRY_SECRET = randomBytes(32).toString('base64url');
 
 interface Body {
@@ -174,16 +182,6 @@ async function waitServing(gateway: GatewayProcess, token: string, tail: string[
     }
   }
   throw new Error(`${gateway.name} gateway does not serve: ${String(last)}\n${tail.join('\n')}`);
-}
-
-async function adminToken(gatewayUrl: string, dataDir: string): Promise<string> {
-  const { signUp } = await graphqlOnce<{ signUp: { accessToken: string; refreshToken: string } }>(
-    gatewayUrl,
-    'mutation($i: SignUpInput!) { signUp(input: $i) { accessToken refreshToken } }',
-    { i: { ...ADMIN, username: 'bench_admin', firstName: 'Bench', lastName: 'Admin' } },
-  );
-  // An AIVA_ADMIN_EMAILS address is admin once it proved it owns the address.
-  return (await verifyEmailThrough(gatewayUrl, dataDir, signUp, ADMIN.email)).accessToken;
 }
 
 /** The committed supergraph with the running subgraphs' URLs as its routing URLs (`@join__graph(url:)`). */
@@ -356,7 +354,7 @@ const system = await startSystem({
   args: ['start'],
   built: true,
   env: {
-    AIVA_ADMIN_EMAILS: ADMIN.email,
+    AIVA_ADMIN_EMAILS: BENCH_ADMIN.email,
     SIGNIN_MAX_FAILURES_PER_IP: '1000000',
     AUTH_REQUESTS_PER_ADDRESS: '1000000',
     REGISTRY_SECRET,
@@ -365,17 +363,8 @@ const system = await startSystem({
   },
 });
 try {
-  const token = await adminToken(system.gatewayUrl, dataDir);
-  for (let i = 0; i < SEED; i++) {
-    await graphqlOnce(
-      system.gatewayUrl,
-      'mutation($input: CreateUserInput!) { createUser(input: $input) { id } }',
-      {
-        input: { email: `seed${i}@example.test`, username: `seed_${i}`, firstName: 'Seed', lastName: `${i}` },
-      },
-      token,
-    );
-  }
+  const token = await benchAdminToken(system.gatewayUrl, dataDir);
+  await seedUsers(system.gatewayUrl, token, SEED);
   const supergraphPath = supergraphFor(system, dataDir);
   if (PROFILE) await profile(system, supergraphPath, token);
   else await bench(system, supergraphPath, token);

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { createNatsBus, openSqliteDatabase, uuidv7 } from '@aiva/shared';
 import { bearer, graphql } from '@aiva/shared/testing';
 import { io } from 'socket.io-client';
-import { verifyEmailThrough } from '../helpers/sealed-mail.js';
 import { startNatsServer } from '../system/helpers/nats-server.js';
 import { startSystem } from '../system/helpers/system.js';
+import { BENCH_ADMIN, benchAdminToken } from './bench-kit.js';
 
 /**
  * The notifications pipeline measured (`pnpm bench:notifications`), AIVA as `pnpm start` runs it on a private
@@ -20,7 +20,6 @@ import { startSystem } from '../system/helpers/system.js';
  */
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 5000);
 const SENDS = Number(process.env.BENCH_SENDS ?? 300);
-const ADMIN = { email: 'bench-admin@example.test', password: 'benchmark password' };
 
 const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
@@ -51,15 +50,14 @@ const system = await startSystem({
   dataDir,
   env: {
     NATS_URL: nats.url,
-    AIVA_ADMIN_EMAILS: ADMIN.email,
+    AIVA_ADMIN_EMAILS: BENCH_ADMIN.email,
     AUTH_REQUESTS_PER_ADDRESS: '1000000',
     ACCESS_TOKEN_TTL_SECONDS: '3600',
     LOG_LEVEL: 'warn',
   },
 });
 try {
-  const adminSignUp = await signUp(system.gatewayUrl, ADMIN.email, ADMIN.password);
-  const admin = await verifyEmailThrough(system.gatewayUrl, dataDir, adminSignUp, ADMIN.email, 30_000);
+  const adminToken = await benchAdminToken(system.gatewayUrl, dataDir);
   const person = await signUp(
     system.gatewayUrl,
     `person-${randomUUID().slice(0, 8)}@example.test`,
@@ -129,7 +127,7 @@ try {
       system.gatewayUrl,
       'mutation($input: SendNotificationInput!) { sendNotification(input: $input) }',
       { input: { userId: person.user.id, category: 'PRODUCT', title, body: 'Live, through the bus.' } },
-      bearer(admin.accessToken),
+      bearer(adminToken),
     );
     if (result.body.errors) throw new Error(`sendNotification failed: ${JSON.stringify(result.body.errors)}`);
     await arrived;

@@ -2,15 +2,16 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { verifyEmailThrough } from '../helpers/sealed-mail.js';
 import { ROOT, type RunningSystem, startSystem } from '../system/helpers/system.js';
 import {
+  BENCH_ADMIN,
+  benchAdminToken,
   CONNECTIONS,
   DURATION_S,
   type Figures,
-  graphqlOnce,
   load,
   printTable,
+  seedUsers,
   startProcess,
 } from './bench-kit.js';
 
@@ -29,10 +30,9 @@ import {
 const QUERY = { query: '{ users(first: 20) { edges { node { id email displayName } } } }' };
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const SEED = Number(process.env.SEED_USERS ?? 200);
-const ADMIN = { email: 'bench-admin@example.test', password: 'benchmark password' };
 const dataDir = mkdtempSync(join(tmpdir(), 'aiva-bench-orchestrator-'));
 const env = {
-  AIVA_ADMIN_EMAILS: ADMIN.email,
+  AIVA_ADMIN_EMAILS: BENCH_ADMIN.email,
   SIGNIN_MAX_FAILURES_PER_IP: '1000000',
   AUTH_REQUESTS_PER_ADDRESS: '1000000',
 };
@@ -59,22 +59,6 @@ async function totalRssMb(system: RunningSystem): Promise<number> {
     kb += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   }
   return kb / 1024;
-}
-
-async function adminToken(gatewayUrl: string): Promise<string> {
-  const signedIn = await graphqlOnce<{ signIn: { accessToken: string } }>(
-    gatewayUrl,
-    'mutation($i: SignInInput!) { signIn(input: $i) { accessToken } }',
-    { i: ADMIN },
-  ).catch(() => undefined);
-  if (signedIn) return signedIn.signIn.accessToken;
-  const { signUp } = await graphqlOnce<{ signUp: { accessToken: string; refreshToken: string } }>(
-    gatewayUrl,
-    'mutation($i: SignUpInput!) { signUp(input: $i) { accessToken refreshToken } }',
-    { i: { ...ADMIN, username: 'bench_admin', firstName: 'Bench', lastName: 'Admin' } },
-  );
-  // An AIVA_ADMIN_EMAILS address is admin once it proved it owns the address.
-  return (await verifyEmailThrough(gatewayUrl, dataDir, signUp, ADMIN.email)).accessToken;
 }
 
 /**
@@ -110,17 +94,8 @@ let system = await startSystem({ dataDir, env, args: ['start'], built: true });
 let plain: { url: string; stop: () => void } | undefined;
 try {
   // Seed, once: the data directory is kept for the later runs.
-  const token = await adminToken(system.gatewayUrl);
-  for (let i = 0; i < SEED; i++) {
-    await graphqlOnce(
-      system.gatewayUrl,
-      'mutation($input: CreateUserInput!) { createUser(input: $input) { id } }',
-      {
-        input: { email: `seed${i}@example.test`, username: `seed_${i}`, firstName: 'Seed', lastName: `${i}` },
-      },
-      token,
-    );
-  }
+  const token = await benchAdminToken(system.gatewayUrl, dataDir);
+  await seedUsers(system.gatewayUrl, token, SEED);
   const headers = { authorization: `Bearer ${token}` };
   plain = await startProcess(
     [join(ROOT, 'tests/bench/plain-gateway.ts')],
