@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { GraphQLSchema } from 'graphql';
 import type { StoredOperation } from '../operations.js';
 import {
@@ -16,8 +15,8 @@ export type MutationPolicy = 'none' | 'explicit' | 'all';
 
 /** What the MCP server offers for one supergraph: built once per supergraph, shared by every request. */
 export interface McpCatalog {
-  /** The supergraph's SDL hash: the catalog changes when it does. */
-  readonly hash: string;
+  /** The supergraph it was built for: the catalog changes when it does. */
+  readonly supergraphSdl: string;
   /** The API schema clients see (what `/graphql` serves). */
   readonly schema: GraphQLSchema;
   /** Its SDL (the `supergraph://schema` resource). */
@@ -36,12 +35,12 @@ export interface McpCatalog {
 export function mcpCatalogs(stored: readonly StoredOperation[], policy: MutationPolicy) {
   let last: McpCatalog | undefined;
   return (supergraphSdl: string): McpCatalog => {
-    const hash = createHash('sha256').update(supergraphSdl).digest('hex');
-    if (last?.hash === hash) return last;
+    // Asked for on every request: the same string as last time (usually the same object) is the same catalog.
+    if (last?.supergraphSdl === supergraphSdl) return last;
     const schema = apiSchemaOf(supergraphSdl);
     const { tools, problems } = operationTools(schema, stored, { reservedNames: BUILT_IN_TOOL_NAMES });
     last = {
-      hash,
+      supergraphSdl,
       schema,
       sdl: graphqlJs.printSchema(schema),
       index: indexSchema(schema),
