@@ -130,10 +130,7 @@ export function createLiveChannel(options: LiveChannelOptions): LiveChannel {
       expiries.clear();
       io.disconnectSockets(true);
       // The HTTP server is fastify's: closing it is fastify's job.
-      await new Promise<void>((resolve) => {
-        io.engine.close();
-        resolve();
-      });
+      io.engine.close();
     },
   };
 }

@@ -98,14 +98,11 @@ export class NotificationService {
     const values: Record<string, string> = { email, token, expiresAt };
     const previous = (event.data as { previousEmail?: string }).previousEmail;
     if (previous) values.previousEmail = previous;
-    return this.store
-      .applyEvent(consumer, event.id, {
-        deliveries: [this.delivery(userId, null, 'email', email, { template, values })],
-      })
-      .then((applied) => {
-        if (applied) this.options.onQueued?.();
-        return applied;
-      });
+    const applied = await this.store.applyEvent(consumer, event.id, {
+      deliveries: [this.delivery(userId, null, 'email', email, { template, values })],
+    });
+    if (applied) this.options.onQueued?.();
+    return applied;
   }
 
   /**
