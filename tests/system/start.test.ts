@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bearer, graphql } from '@aiva/shared/testing';
+import { bearer, graphql, waitFor } from '@aiva/shared/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logOf, type RunningSystem, startSystem } from './helpers/system.js';
 
@@ -112,22 +112,20 @@ describe('pnpm start', () => {
       bearer(accessToken),
     );
     expect(deleted.body).toEqual({ data: { deleteUser: true } });
-    await expect
-      .poll(
-        async () =>
-          (
-            await graphql(
-              system.gatewayUrl,
-              'mutation { signIn(input: { email: "start@example.test", password: "a long password" }) { accessToken } }',
-            )
-          ).body.errors?.[0]?.extensions?.code,
-        { timeout: 15_000, interval: 100 },
-      )
-      .toBe('UNAUTHENTICATED');
-    const removal = logOf(system.process.lines, 'auth').find(
-      (line) => line.msg === 'account removed with its profile',
+    // Waited for in auth's log, not by signing in (a sign-in that succeeds before the event arrives would start a
+    // second session).
+    const removal = await waitFor(
+      () =>
+        logOf(system.process.lines, 'auth').find((line) => line.msg === 'account removed with its profile'),
+      15_000,
+      'auth to remove the account',
     );
     expect(removal).toMatchObject({ userId, sessionsEnded: 1 });
+    const signIn = await graphql(
+      system.gatewayUrl,
+      'mutation { signIn(input: { email: "start@example.test", password: "a long password" }) { accessToken } }',
+    );
+    expect(signIn.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
     // auth ended the session in its process; the gateway, in another, refuses its access token from now on.
     const stale = await graphql(system.gatewayUrl, '{ me { id } }', {}, bearer(accessToken));
     expect(stale.status).toBe(401);
