@@ -1,4 +1,4 @@
-import type { AivaEvent, EventBus, EventType, Logger, Subscription } from '@aiva/shared';
+import { type EventBus, type Logger, onceConsumers, type Subscription } from '@aiva/shared';
 import type { NotificationService } from './notification.service.js';
 
 /**
@@ -22,16 +22,7 @@ export async function subscribeConsumers(
   service: NotificationService,
   logger: Logger,
 ): Promise<Subscription[]> {
-  /** One durable consumer: applies each event once, says so at debug level when it was already applied. */
-  const on = <T extends EventType>(
-    consumer: string,
-    type: T,
-    apply: (consumer: string, event: AivaEvent<T>) => Promise<boolean>,
-  ) =>
-    bus.subscribe(consumer, type, async (event) => {
-      if (!(await apply(consumer, event)))
-        logger.debug({ consumer, eventId: event.id }, 'event already processed');
-    });
+  const on = onceConsumers(bus, logger);
   return Promise.all([
     on(CONSUMERS.welcome, 'aiva.auth.user.registered.v1', (c, e) => service.welcome(c, e)),
     on(CONSUMERS.passwordReset, 'aiva.auth.password_reset.requested.v1', (c, e) =>

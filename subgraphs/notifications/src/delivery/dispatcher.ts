@@ -1,4 +1,4 @@
-import { errorMessage, type Logger } from '@aiva/shared';
+import { errorMessage, type Logger, WorkLoop } from '@aiva/shared';
 import { Counter, type Registry } from 'prom-client';
 import type { DeliveryRecord, DeliveryStatus, NotificationStore } from '../store/notification.store.js';
 
@@ -49,11 +49,8 @@ export function retryDelayMs(baseMs: number, attempts: number): number {
  * `failed` after a permanent one or `maxAttempts` attempts. The log survives restarts: nothing queued is lost.
  */
 export class DeliveryDispatcher {
-  private running = false;
   private lastPurge = 0;
-  private wake: (() => void) | undefined;
-  private loop: Promise<void> | undefined;
-  private readonly pollMs: number;
+  private readonly loop: WorkLoop<DeliveryRecord>;
   private readonly outcomes = new Counter({
     name: 'aiva_notification_deliveries_total',
     help: 'Delivery attempts by channel and outcome (sent, retrying, failed)',
@@ -62,7 +59,15 @@ export class DeliveryDispatcher {
   });
 
   constructor(private readonly options: DeliveryDispatcherOptions) {
-    this.pollMs = options.pollMs ?? 1000;
+    this.loop = new WorkLoop({
+      label: 'delivery log',
+      claim: (limit) => this.claim(limit),
+      work: (delivery) => this.attempt(delivery),
+      beforeClaim: () => this.purge(),
+      concurrency: options.concurrency,
+      ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
   }
 
   /** Puts the dispatcher's metrics on a registry. */
@@ -71,20 +76,17 @@ export class DeliveryDispatcher {
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.loop = this.run();
+    this.loop.start();
   }
 
   /** Something was queued: look now rather than at the next poll. */
   notify(): void {
-    this.wake?.();
+    this.loop.notify();
   }
 
+  /** Claims nothing more and waits for the sends in progress. */
   async stop(): Promise<void> {
-    this.running = false;
-    this.wake?.();
-    await this.loop;
+    await this.loop.stop();
   }
 
   /** Removes what is past the retention, at most once an hour; several instances may do it, harmlessly. */
@@ -96,36 +98,14 @@ export class DeliveryDispatcher {
     if (purged > 0) this.options.logger?.info({ purged }, 'delivery log purged');
   }
 
-  private async run(): Promise<void> {
-    while (this.running) {
-      let claimed = 0;
-      try {
-        await this.purge();
-        claimed = await this.tick();
-      } catch (error) {
-        this.options.logger?.warn({ err: errorMessage(error) }, 'delivery log unavailable; will retry');
-      }
-      // A full batch: there may be more due at once.
-      if (claimed >= this.options.concurrency) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.pollMs);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = undefined;
-    }
+  private claim(limit: number): Promise<DeliveryRecord[]> {
+    const now = new Date();
+    return this.options.store.claimDueDeliveries(now, new Date(now.getTime() + this.options.leaseMs), limit);
   }
 
-  /** One pass: claims up to `concurrency` due deliveries and sends them. Returns how many it claimed. */
+  /** One pass by hand (tests): claims up to `concurrency` due deliveries and sends them. Returns how many. */
   async tick(): Promise<number> {
-    const now = new Date();
-    const due = await this.options.store.claimDueDeliveries(
-      now,
-      new Date(now.getTime() + this.options.leaseMs),
-      this.options.concurrency,
-    );
+    const due = await this.claim(this.options.concurrency);
     await Promise.all(due.map((delivery) => this.attempt(delivery)));
     return due.length;
   }
