@@ -20,6 +20,8 @@ const userProfile = z.object({
   displayName: z.string().nullable(),
 });
 
+const mediaKind = z.enum(['IMAGE', 'VIDEO', 'AUDIO', 'DOCUMENT']);
+
 export const eventCatalog = {
   'aiva.users.user.created.v1': userProfile.extend({ createdAt: z.string().datetime() }),
   'aiva.users.user.updated.v1': userProfile.extend({
@@ -65,6 +67,39 @@ export const eventCatalog = {
     email: z.string().email(),
     previousEmail: z.string().email(),
     changedAt: z.string().datetime(),
+  }),
+  /** A file finished uploading (its bytes are stored and typed); the media subgraph's processing consumes it. */
+  'aiva.media.media.uploaded.v1': z.object({
+    id: z.string().uuid(),
+    ownerId: z.string().uuid(),
+    kind: mediaKind,
+    mimeType: z.string(),
+    size: z.number().int().nonnegative(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    uploadedAt: z.string().datetime(),
+  }),
+  /**
+   * Processing ended: `READY` with what was found, or `FAILED` with the reason. `textKey` names the stored
+   * plain text extracted from a document (read through the media service's storage), when there is any.
+   */
+  'aiva.media.media.processed.v1': z.object({
+    id: z.string().uuid(),
+    ownerId: z.string().uuid(),
+    kind: mediaKind,
+    mimeType: z.string(),
+    status: z.enum(['READY', 'FAILED']),
+    failureReason: z.string().nullable(),
+    pageCount: z.number().int().nullable(),
+    durationSeconds: z.number().nullable(),
+    textKey: z.string().nullable(),
+    textLength: z.number().int().nullable(),
+    processedAt: z.string().datetime(),
+  }),
+  /** A media item was deleted (by its owner, an admin, or with its owner's account). */
+  'aiva.media.media.deleted.v1': z.object({
+    id: z.string().uuid(),
+    ownerId: z.string().uuid(),
+    deletedAt: z.string().datetime(),
   }),
   /**
    * An admin or a service asked for a notification to one person; the notifications subgraph stores it in the app
@@ -131,7 +166,7 @@ export const eventDirectory: Record<EventType, EventTypeInfo> = {
   'aiva.users.user.deleted.v1': {
     producer: 'users',
     description: 'A profile was removed; auth removes the account and its sessions.',
-    consumers: ['auth.account-removal', 'notifications.account-removal'],
+    consumers: ['auth.account-removal', 'notifications.account-removal', 'media.account-removal'],
   },
   'aiva.auth.user.registered.v1': {
     producer: 'auth',
@@ -158,6 +193,23 @@ export const eventDirectory: Record<EventType, EventTypeInfo> = {
     producer: 'auth',
     description: "The account's email changed (the new address was verified); the profile's copy follows.",
     consumers: ['users.email-sync', 'notifications.contact-sync'],
+  },
+  'aiva.media.media.uploaded.v1': {
+    producer: 'media',
+    description:
+      'A file finished uploading; its type was sniffed from its bytes and it is queued for processing.',
+    consumers: ['media.processing'],
+  },
+  'aiva.media.media.processed.v1': {
+    producer: 'media',
+    description:
+      'Processing ended (READY or FAILED); for a document, `textKey` locates its extracted text for indexing.',
+    consumers: [],
+  },
+  'aiva.media.media.deleted.v1': {
+    producer: 'media',
+    description: 'A media item and its stored files were removed.',
+    consumers: [],
   },
   'aiva.notifications.notification.requested.v1': {
     producer: 'notifications',
