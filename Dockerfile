@@ -9,6 +9,7 @@ COPY gateway/package.json gateway/
 COPY orchestrator/package.json orchestrator/
 COPY subgraphs/users/package.json subgraphs/users/
 COPY subgraphs/auth/package.json subgraphs/auth/
+COPY subgraphs/media/package.json subgraphs/media/
 COPY subgraphs/notifications/package.json subgraphs/notifications/
 COPY tests/package.json tests/
 RUN pnpm install --frozen-lockfile
@@ -19,6 +20,9 @@ FROM node:20-bookworm-slim
 ENV NODE_ENV=production HOST=0.0.0.0 DATA_DIR=/data
 WORKDIR /app
 COPY --from=build /app /app
+# The ffmpeg and ffprobe binaries the media subgraph ships through npm: executable by the `node` user too.
+RUN find /app/node_modules/.pnpm -path '*-installer+linux-*' -type f \( -name ffmpeg -o -name ffprobe \) \
+  -exec chmod 755 {} +
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]

@@ -48,6 +48,7 @@ function suite(name: string, redisUrl: string | undefined) {
       gateway: await freePort(),
       users: await freePort(),
       auth: await freePort(),
+      media: await freePort(),
       notifications: await freePort(),
     };
     orchestratorUrl = `http://127.0.0.1:${ports.orchestrator}`;
@@ -68,6 +69,7 @@ function suite(name: string, redisUrl: string | undefined) {
       GATEWAY_PORT: String(ports.gateway),
       USERS_PORT: String(ports.users),
       AUTH_PORT: String(ports.auth),
+      MEDIA_PORT: String(ports.media),
       NOTIFICATIONS_PORT: String(ports.notifications),
       AUTH_JWKS_URL: `http://127.0.0.1:${ports.auth}/.well-known/jwks.json`,
       RATE_LIMIT_MAX: '0',
@@ -76,6 +78,7 @@ function suite(name: string, redisUrl: string | undefined) {
     for (const [service, entry] of [
       ['auth', 'subgraphs/auth/src/main.ts'],
       ['users', 'subgraphs/users/src/main.ts'],
+      ['media', 'subgraphs/media/src/main.ts'],
       ['notifications', 'subgraphs/notifications/src/main.ts'],
       ['gateway', 'gateway/src/main.ts'],
     ] as const) {
@@ -86,7 +89,8 @@ function suite(name: string, redisUrl: string | undefined) {
     }
     try {
       await waitFor(
-        async () => JSON.stringify(await instances()) === '["auth","gateway","notifications","users"]',
+        async () =>
+          JSON.stringify(await instances()) === '["auth","gateway","media","notifications","users"]',
         90_000,
         'every service to register',
       );
@@ -128,13 +132,14 @@ function suite(name: string, redisUrl: string | undefined) {
     await startRegistry();
     if (redisUrl) {
       // Recovered from Redis: the instances are there at once, and none had to register again.
-      expect(await instances()).toEqual(['auth', 'gateway', 'notifications', 'users']);
+      expect(await instances()).toEqual(['auth', 'gateway', 'media', 'notifications', 'users']);
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       expect(registry.lines.some((line) => line.includes('"instance registered"'))).toBe(false);
     } else {
       // Rebuilt from heartbeats: each instance hears 404 and registers again.
       await waitFor(
-        async () => JSON.stringify(await instances()) === '["auth","gateway","notifications","users"]',
+        async () =>
+          JSON.stringify(await instances()) === '["auth","gateway","media","notifications","users"]',
         15_000,
         'every instance to register again',
       );
