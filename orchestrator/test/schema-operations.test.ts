@@ -178,7 +178,7 @@ describe("the repository's operations", () => {
   const files = findOperationFiles(REPO_ROOT, config);
   const api = apiSchemaOf(readFileSync(join(REPO_ROOT, 'supergraph.graphql'), 'utf8'));
 
-  it('cover users, auth and notifications, and all validate against the committed supergraph', () => {
+  it('cover users, auth, media and notifications, and all validate against the committed supergraph', () => {
     const outcome = checkOperations(REPO_ROOT, files, api);
     expect(outcome.problems.map(formatOperationProblem)).toEqual([]);
     const names = outcome.operations.map((o) => o.name);
@@ -198,9 +198,10 @@ describe("the repository's operations", () => {
     expect(names).toEqual(
       expect.arrayContaining(['MyNotifications', 'MarkNotificationRead', 'UpdateNotificationPreferences']),
     );
+    expect(names).toEqual(expect.arrayContaining(['CreateUpload', 'Media', 'MyMedia', 'DeleteMedia']));
     expect(
       outcome.files.every((f) =>
-        /^subgraphs\/(users|auth|notifications)\/operations\/[a-z-]+\.graphql$/.test(f),
+        /^subgraphs\/(users|auth|media|notifications)\/operations\/[a-z-]+\.graphql$/.test(f),
       ),
     ).toBe(true);
   });

@@ -57,7 +57,7 @@ function problemsOf(yaml: string): string[] {
 }
 
 describe('service manifest', () => {
-  it('lists auth, users, notifications and the gateway, in that order, with their packages, entries and ports', () => {
+  it('lists auth, users, media, notifications and the gateway, in that order, with their packages, entries and ports', () => {
     const manifest = loadServiceManifest();
     expect(
       manifest.services.map((s) => [
@@ -80,6 +80,16 @@ describe('service manifest', () => {
         'src/main.ts',
         3001,
         'USERS_PORT',
+        'subgraph',
+      ],
+      [
+        'media',
+        '@aiva/media',
+        'subgraphs/media',
+        'dist/main.js',
+        'src/main.ts',
+        3004,
+        'MEDIA_PORT',
         'subgraph',
       ],
       [

@@ -256,7 +256,9 @@ describe('media through the gateway', { timeout: 120_000 }, () => {
     const failed = (await mediaOf(person.accessToken, refused.id)).body.data?.media;
     expect(failed).toMatchObject({ status: 'FAILED', url: null, variants: [] });
     expect(failed?.failureReason).toMatch(/not allowed/i);
-    expect((await fetch(refused.url, { method: 'HEAD', headers: { 'tus-resumable': '1.0.0' } })).status).toBe(410);
+    expect((await fetch(refused.url, { method: 'HEAD', headers: { 'tus-resumable': '1.0.0' } })).status).toBe(
+      410,
+    );
 
     const bomb = join(work.dir, 'bomb.png');
     await writePngBomb(bomb, 50_000);
