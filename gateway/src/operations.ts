@@ -1,6 +1,6 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { findOperationFiles, operationOwnerOf, relativePath } from '@aiva/shared';
 import { Kind, type OperationDefinitionNode, parse } from 'graphql';
 
 /** The repository root, where `operations/` and `subgraphs/<name>/operations/` are. */
@@ -21,15 +21,6 @@ export interface StoredOperation {
   owner: string;
 }
 
-/** The `operations/` folders: the root one and each subgraph's, those that exist. */
-export function operationFolders(root: string = REPO_ROOT): Array<{ owner: string; dir: string }> {
-  const folders = [{ owner: 'supergraph', dir: join(root, 'operations') }];
-  for (const name of listDir(join(root, 'subgraphs'))) {
-    folders.push({ owner: name, dir: join(root, 'subgraphs', name, 'operations') });
-  }
-  return folders.filter((folder) => listDir(folder.dir).length > 0);
-}
-
 /**
  * Reads the `.graphql` files of the `operations/` folders (sorted by path). A file holds one named operation;
  * one that does not parse, or holds none or several, is reported in `problems` and left out.
@@ -40,31 +31,29 @@ export function loadOperations(root: string = REPO_ROOT): {
 } {
   const operations: StoredOperation[] = [];
   const problems: string[] = [];
-  for (const { owner, dir } of operationFolders(root)) {
-    for (const entry of listDir(dir).filter((f) => f.endsWith('.graphql'))) {
-      const path = join(dir, entry);
-      const file = relative(root, path);
-      const document = readFileSync(path, 'utf8');
-      try {
-        const definitions = parse(document).definitions.filter(
-          (d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION,
-        );
-        const [only] = definitions;
-        if (definitions.length !== 1 || !only?.name) {
-          problems.push(`${file}: holds ${definitions.length} operations; one named operation expected`);
-          continue;
-        }
-        operations.push({
-          name: only.name.value,
-          kind: only.operation as StoredOperation['kind'],
-          document,
-          description: leadingComment(document),
-          file,
-          owner,
-        });
-      } catch (error) {
-        problems.push(`${file}: ${(error as Error).message}`);
+  for (const path of findOperationFiles(root)) {
+    const file = relativePath(root, path);
+    const owner = operationOwnerOf(root, path);
+    const document = readFileSync(path, 'utf8');
+    try {
+      const definitions = parse(document).definitions.filter(
+        (d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION,
+      );
+      const [only] = definitions;
+      if (definitions.length !== 1 || !only?.name) {
+        problems.push(`${file}: holds ${definitions.length} operations; one named operation expected`);
+        continue;
       }
+      operations.push({
+        name: only.name.value,
+        kind: only.operation as StoredOperation['kind'],
+        document,
+        description: leadingComment(document),
+        file,
+        owner,
+      });
+    } catch (error) {
+      problems.push(`${file}: ${(error as Error).message}`);
     }
   }
   return { operations, problems };
@@ -79,12 +68,4 @@ function leadingComment(document: string): string {
     lines.push(trimmed.replace(/^#\s?/, ''));
   }
   return lines.join(' ').trim();
-}
-
-function listDir(dir: string): string[] {
-  try {
-    return readdirSync(dir).sort();
-  } catch {
-    return [];
-  }
 }

@@ -34,6 +34,7 @@ export * from './events/sqlite.js';
 export * from './events/uuidv7.js';
 export * from './jobs/work-loop.js';
 export * from './log.js';
+export * from './operation-files.js';
 export * from './pagination.js';
 export * from './private-file.js';
 export * from './server/graphql-http-server.js';

@@ -1,5 +1,6 @@
-import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { dirname, join, relative, sep } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { findOperationFiles as findProjectOperationFiles, OPERATIONS_DIR, relativePath } from '@aiva/shared';
 import type { DefinitionNode, DocumentNode, GraphQLError, GraphQLSchema } from 'graphql';
 import { graphqlJs } from './graphql-js.js';
 import type { SupergraphConfig } from './supergraph-config.js';
@@ -11,7 +12,7 @@ const { Kind, parse, validate } = graphqlJs;
  * file under `operations/` at the repository root and under each subgraph's `operations/` folder holds one or
  * more named operations (with the fragments they use); each must validate against the new API schema.
  */
-export const OPERATIONS_DIR = 'operations';
+export { OPERATIONS_DIR };
 
 export interface OperationRef {
   /** Relative to the repository root, with `/` separators. */
@@ -36,25 +37,12 @@ export interface OperationCheckOutcome {
 }
 
 /**
- * The operation files of a project: `<root>/operations/**` and, for each subgraph, `operations/**` next to its
- * schema file, plus `<root>/subgraphs/* /operations/**` for subgraphs not (yet) in the config. Sorted, each once.
+ * The operation files of a project (see `findOperationFiles` in @aiva/shared), plus the `operations/` folder
+ * next to each configured subgraph's schema file. Sorted, each once.
  */
 export function findOperationFiles(root: string, config: SupergraphConfig | undefined): string[] {
-  const directories = new Set<string>([join(root, OPERATIONS_DIR)]);
-  for (const subgraph of config?.subgraphs ?? [])
-    directories.add(join(dirname(subgraph.schemaFile), OPERATIONS_DIR));
-  const subgraphsDir = join(root, 'subgraphs');
-  if (isDirectory(subgraphsDir)) {
-    for (const entry of readdirSync(subgraphsDir, { withFileTypes: true })) {
-      if (entry.isDirectory()) directories.add(join(subgraphsDir, entry.name, OPERATIONS_DIR));
-    }
-  }
-  const files = new Map<string, string>();
-  for (const directory of directories) {
-    if (!isDirectory(directory)) continue;
-    for (const file of graphqlFilesUnder(directory)) files.set(realpathSync(file), file);
-  }
-  return [...files.values()].sort((a, b) => compareStrings(relativePath(root, a), relativePath(root, b)));
+  const besideSchemas = (config?.subgraphs ?? []).map((s) => join(dirname(s.schemaFile), OPERATIONS_DIR));
+  return findProjectOperationFiles(root, besideSchemas);
 }
 
 /** Parses and validates every operation file against `schema`. Never throws. */
@@ -161,26 +149,4 @@ function errorLocation(error: GraphQLError): { line: number | undefined; column:
 function lineAndColumn(definition: DefinitionNode): { line: number | undefined; column: number | undefined } {
   const start = definition.loc?.startToken;
   return { line: start?.line, column: start?.column };
-}
-
-function graphqlFilesUnder(directory: string): string[] {
-  const found: string[] = [];
-  for (const entry of readdirSync(directory, { withFileTypes: true })) {
-    const path = join(directory, entry.name);
-    if (entry.isDirectory()) found.push(...graphqlFilesUnder(path));
-    else if (entry.isFile() && entry.name.endsWith('.graphql')) found.push(path);
-  }
-  return found;
-}
-
-function isDirectory(path: string): boolean {
-  return existsSync(path) && statSync(path).isDirectory();
-}
-
-function relativePath(root: string, file: string): string {
-  return relative(root, file).split(sep).join('/');
-}
-
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
