@@ -1,10 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
-// Workspace packages resolve to their TypeScript sources through the "source" export condition,
-// so tests never need a build first.
+// Workspace packages resolve to their TypeScript sources through the "aiva-source" export condition, so tests
+// never need a build first. The name is the workspace's own: several npm packages export a plain `source`
+// condition pointing at their TypeScript (eventsource-parser, used by the MCP SDK and the AI SDK), which a
+// generic name would pull in.
 export default defineConfig({
-  resolve: { conditions: ['source'] },
-  ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
+  resolve: { conditions: ['aiva-source'] },
+  ssr: { resolve: { conditions: ['aiva-source'], externalConditions: ['aiva-source'] } },
   test: {
     include: [
       '{shared,gateway,orchestrator}/test/**/*.test.ts',
@@ -14,9 +16,6 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 30_000,
     pool: 'forks',
-    // Packages that also export a `source` condition (their TypeScript) are compiled by vite rather than loaded
-    // by Node, which the workspace's `source` condition would otherwise send to a .ts file.
-    server: { deps: { inline: [/@modelcontextprotocol\/sdk/, 'eventsource-parser', 'eventsource'] } },
     reporters: ['default'],
   },
 });

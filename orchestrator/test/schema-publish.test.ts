@@ -238,7 +238,7 @@ describe('schema:check against the published schema', () => {
       process.execPath,
       [
         join(REPO_ROOT, 'node_modules/tsx/dist/cli.mjs'),
-        '--conditions=source',
+        '--conditions=aiva-source',
         join(REPO_ROOT, 'orchestrator/src/schema/cli.ts'),
         'check',
       ],

@@ -446,7 +446,7 @@ describe('schema CLI', () => {
   const tsxCli = join(REPO_ROOT, 'node_modules/tsx/dist/cli.mjs');
   const cli = join(REPO_ROOT, 'orchestrator/src/schema/cli.ts');
   const runCli = (cwd: string, ...args: string[]) =>
-    spawnSync(process.execPath, [tsxCli, '--conditions=source', cli, ...args], {
+    spawnSync(process.execPath, [tsxCli, '--conditions=aiva-source', cli, ...args], {
       cwd,
       encoding: 'utf8',
       env: { ...process.env, PATH: '' },

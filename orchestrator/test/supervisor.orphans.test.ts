@@ -26,7 +26,7 @@ afterEach(() => {
 function startSupervising(mode: 'source' | 'watch', env: NodeJS.ProcessEnv): Promise<ProcessStatusView[]> {
   const child = spawn(
     process.execPath,
-    ['--conditions=source', '--import', 'tsx', join(FIXTURES_DIR, 'supervise.ts'), mode, 'alpha'],
+    ['--conditions=aiva-source', '--import', 'tsx', join(FIXTURES_DIR, 'supervise.ts'), mode, 'alpha'],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   supervising = child;

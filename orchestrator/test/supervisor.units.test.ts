@@ -152,7 +152,7 @@ describe('child command lines', () => {
     });
     expect(childCommand(USERS, 'source', paths)).toEqual({
       command: 'node',
-      args: ['--conditions=source', '--import', 'tsx', 'subgraphs/users/src/main.ts'],
+      args: ['--conditions=aiva-source', '--import', 'tsx', 'subgraphs/users/src/main.ts'],
       cwd: '/repo',
     });
   });
@@ -174,7 +174,7 @@ describe('child command lines', () => {
     expect(args.slice(1)).toEqual([
       '/repo/node_modules/tsx/dist/cli.mjs',
       'watch',
-      '--conditions=source',
+      '--conditions=aiva-source',
       '--clear-screen=false',
       '--include',
       'subgraphs/users/schema.graphql',

@@ -10,7 +10,7 @@ import { startPeer } from '../test/fixtures/peer.js';
 /**
  * The embedded SQLite adapters on this machine: publish throughput, delivery to another process (throughput
  * and end-to-end latency), cache get/set/increment throughput. One process each side, sequential calls:
- *   pnpm tsx --conditions=source shared/bench/sqlite-adapters.bench.ts
+ *   pnpm tsx --conditions=aiva-source shared/bench/sqlite-adapters.bench.ts
  * SQLITE_BENCH_EVENTS / SQLITE_BENCH_CACHE_OPS / SQLITE_BENCH_LATENCY_SAMPLES size the runs.
  */
 const EVENTS = Number(process.env.SQLITE_BENCH_EVENTS ?? 5_000);

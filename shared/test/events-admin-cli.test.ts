@@ -32,7 +32,7 @@ interface CliRun {
 function runCli(args: string[], env: Record<string, string>): Promise<CliRun> {
   const base = { ...process.env };
   for (const name of ['NATS_URL', 'DATA_DIR', 'EVENTS_DB_FILE']) delete base[name];
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', CLI, ...args], {
+  const child = spawn(process.execPath, ['--conditions=aiva-source', '--import', 'tsx', CLI, ...args], {
     cwd: REPO_ROOT,
     env: { ...base, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

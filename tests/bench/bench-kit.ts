@@ -31,7 +31,7 @@ export async function startProcess(
 ): Promise<{ url: string; pid: number; stop: () => void }> {
   const script = options.script ? args[0]! : fileURLToPath(new URL('./bench-stack.ts', import.meta.url));
   const rest = options.script ? args.slice(1) : args;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', script, ...rest], {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=aiva-source', script, ...rest], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...env },
   });

@@ -333,7 +333,7 @@ describe('MCP over stdio (the aiva-mcp bridge process)', () => {
   it('lists tools and runs a query as AIVA_TOKEN', async () => {
     const transport = new StdioClientTransport({
       command: process.execPath,
-      args: ['--conditions=source', '--import', 'tsx', 'gateway/src/mcp/stdio-main.ts'],
+      args: ['--conditions=aiva-source', '--import', 'tsx', 'gateway/src/mcp/stdio-main.ts'],
       cwd: ROOT,
       env: { ...process.env, AIVA_GATEWAY_URL: gatewayBase(), AIVA_TOKEN: person.token } as Record<
         string,

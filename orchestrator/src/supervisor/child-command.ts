@@ -36,8 +36,8 @@ export function resolveTsxCli(rootDir: string): string {
 /**
  * The command line of a service, run in the manifest's root with paths relative to it:
  * - dist:   `node <nodeOptions> <dir>/<entry>`
- * - source: `node <nodeOptions> --conditions=source --import tsx <dir>/<source>`
- * - watch:  `tsx watch --conditions=source --clear-screen=false --include <dir>/<watch file>… <dir>/<source>`
+ * - source: `node <nodeOptions> --conditions=aiva-source --import tsx <dir>/<source>`
+ * - watch:  `tsx watch --conditions=aiva-source --clear-screen=false --include <dir>/<watch file>… <dir>/<source>`
  *   (run as `node <exit-with-parent hook> <tsx cli> watch …`, see WATCHER_EXIT_WITH_PARENT).
  */
 export function childCommand(
@@ -53,7 +53,7 @@ export function childCommand(
     case 'source':
       return {
         command: node,
-        args: [...service.nodeOptions, '--conditions=source', '--import', 'tsx', inDir(service.source)],
+        args: [...service.nodeOptions, '--conditions=aiva-source', '--import', 'tsx', inDir(service.source)],
         cwd: paths.rootDir,
       };
     case 'watch':
@@ -63,7 +63,7 @@ export function childCommand(
           `--import=${WATCHER_EXIT_WITH_PARENT}`,
           paths.tsxCli ?? resolveTsxCli(paths.rootDir),
           'watch',
-          '--conditions=source',
+          '--conditions=aiva-source',
           '--clear-screen=false',
           ...service.watch.flatMap((file) => ['--include', inDir(file)]),
           inDir(service.source),

@@ -2,7 +2,7 @@ import { ARGON2_OPTIONS, burnPasswordCheck, hashPassword, verifyPassword } from 
 
 /**
  * The cost of one argon2id hash / verification with ARGON2_OPTIONS on this machine (sequential, one at a time):
- *   node --import tsx --conditions=source subgraphs/auth/bench/argon2.bench.ts
+ *   node --import tsx --conditions=aiva-source subgraphs/auth/bench/argon2.bench.ts
  * ARGON2_BENCH_RUNS sets the number of measured runs (default 20, after 2 warm-up runs).
  */
 const RUNS = Number(process.env.ARGON2_BENCH_RUNS ?? 20);

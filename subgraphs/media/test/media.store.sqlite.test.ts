@@ -70,7 +70,7 @@ process.stdout.write(JSON.stringify(claimed) + '\\n');
 async function startClaimer(file: string, now: Date) {
   const child = spawn(
     process.execPath,
-    ['--conditions=source', '--import', 'tsx', '--input-type=module', '--eval', CLAIMER],
+    ['--conditions=aiva-source', '--import', 'tsx', '--input-type=module', '--eval', CLAIMER],
     {
       cwd: REPO_ROOT,
       stdio: 'pipe',

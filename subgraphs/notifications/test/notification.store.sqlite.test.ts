@@ -43,7 +43,7 @@ notificationStoreContract('sqlite (file)', {
 async function startClaimer(database: string, now: Date, batch: number) {
   const child: ChildProcessWithoutNullStreams = spawn(
     process.execPath,
-    ['--conditions=source', '--import', 'tsx', CLAIMER, database, now.toISOString(), String(batch)],
+    ['--conditions=aiva-source', '--import', 'tsx', CLAIMER, database, now.toISOString(), String(batch)],
     { cwd: REPO_ROOT, stdio: 'pipe' },
   );
   let stdout = '';

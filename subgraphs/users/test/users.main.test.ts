@@ -40,7 +40,7 @@ interface Run {
 const children: ChildProcess[] = [];
 
 function runUsers(vars: Record<string, string>): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', ENTRY], {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=aiva-source', ENTRY], {
     cwd: ROOT,
     env: childEnv(vars),
     stdio: ['ignore', 'pipe', 'pipe'],

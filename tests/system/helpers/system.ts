@@ -49,7 +49,7 @@ export function spawnNode(
   env: NodeJS.ProcessEnv,
   options: { plain?: boolean } = {},
 ): Spawned {
-  const loader = options.plain ? [] : ['--conditions=source', '--import', 'tsx'];
+  const loader = options.plain ? [] : ['--conditions=aiva-source', '--import', 'tsx'];
   const child = spawn(process.execPath, [...loader, ...args], {
     cwd: ROOT,
     env,
