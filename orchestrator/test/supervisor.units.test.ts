@@ -27,6 +27,7 @@ const USERS: ServiceDefinition = {
   kind: 'subgraph',
   watch: ['schema.graphql'],
   nodeOptions: [],
+  env: {},
 };
 
 describe('restart policy', () => {
@@ -208,6 +209,17 @@ describe('child environment', () => {
       port: 3001,
     });
     expect(withoutSecret.REGISTRY_TOKEN).toBeUndefined();
+  });
+
+  it("gives the service's own defaults, which the environment overrides", () => {
+    const tuned = { ...USERS, env: { MALLOC_ARENA_MAX: '2', LOG_LEVEL: 'warn' } };
+    const env = childEnvironment({
+      base: { LOG_LEVEL: 'debug' },
+      service: tuned,
+      slot: 'users#1',
+      port: 3001,
+    });
+    expect(env).toMatchObject({ MALLOC_ARENA_MAX: '2', LOG_LEVEL: 'debug' });
   });
 });
 

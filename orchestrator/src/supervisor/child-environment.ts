@@ -23,12 +23,13 @@ export interface ChildEnvironmentInput {
 }
 
 /**
- * The environment of one supervised process: the base environment without the withheld variables, plus its
+ * The environment of one supervised process: the service's own defaults (`env` in the manifest) under the base
+ * environment, without the withheld variables, plus its
  * port variable, `ORCHESTRATOR_URL`, `REGISTRY_TOKEN` (its service's registry credential), `AIVA_INSTANCE_SLOT`
  * and `AIVA_SUPERVISED=1` (its stdin is the supervisor's pipe: see `exitWithParent`).
  */
 export function childEnvironment(input: ChildEnvironmentInput): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...input.base };
+  const env: NodeJS.ProcessEnv = { ...input.service.env, ...input.base };
   for (const name of WITHHELD_VARIABLES) delete env[name];
   if (input.registrySecret) env.REGISTRY_TOKEN = registryToken(input.registrySecret, input.service.name);
   if (input.orchestratorUrl) env.ORCHESTRATOR_URL = input.orchestratorUrl;

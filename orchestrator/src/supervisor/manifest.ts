@@ -32,6 +32,8 @@ export interface ServiceDefinition {
   watch: string[];
   /** Node options of its process (`--max-old-space-size=160`), before the entry point. */
   nodeOptions: string[];
+  /** Variables its processes get unless the environment sets them (`MALLOC_ARENA_MAX: "2"`). */
+  env: Record<string, string>;
 }
 
 /** The services to run, in start order. */
@@ -78,6 +80,9 @@ const serviceSchema = z.strictObject({
         .regex(/^--[a-z0-9-]+(=[A-Za-z0-9._,:-]+)?$/, 'must be a Node option like --max-old-space-size=160'),
     )
     .default([]),
+  env: z
+    .record(z.string().regex(/^[A-Z][A-Z0-9_]*$/, 'must be an environment variable name'), z.string())
+    .default({}),
 });
 
 const manifestSchema = z.strictObject({
