@@ -94,7 +94,7 @@ describe('event catalog documentation', () => {
       '| auth | `users.email-sync`, `notifications.contact-sync` |',
     );
     expect(row('aiva.users.user.deleted.v1')).toContain(
-      '| users | `auth.account-removal`, `notifications.account-removal`, `media.account-removal` |',
+      '| users | `auth.account-removal`, `notifications.account-removal`, `media.account-removal`, `ai.account-removal` |',
     );
     expect(row('aiva.orchestrator.instance.up.v1')).toContain('| orchestrator | — |');
   });

@@ -166,7 +166,12 @@ export const eventDirectory: Record<EventType, EventTypeInfo> = {
   'aiva.users.user.deleted.v1': {
     producer: 'users',
     description: 'A profile was removed; auth removes the account and its sessions.',
-    consumers: ['auth.account-removal', 'notifications.account-removal', 'media.account-removal'],
+    consumers: [
+      'auth.account-removal',
+      'notifications.account-removal',
+      'media.account-removal',
+      'ai.account-removal',
+    ],
   },
   'aiva.auth.user.registered.v1': {
     producer: 'auth',
@@ -208,8 +213,8 @@ export const eventDirectory: Record<EventType, EventTypeInfo> = {
   },
   'aiva.media.media.deleted.v1': {
     producer: 'media',
-    description: 'A media item and its stored files were removed.',
-    consumers: [],
+    description: "A media item and its stored files were removed; its text leaves the owner's knowledge.",
+    consumers: ['ai.media-removal'],
   },
   'aiva.notifications.notification.requested.v1': {
     producer: 'notifications',
