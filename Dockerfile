@@ -9,6 +9,7 @@ COPY gateway/package.json gateway/
 COPY orchestrator/package.json orchestrator/
 COPY subgraphs/users/package.json subgraphs/users/
 COPY subgraphs/auth/package.json subgraphs/auth/
+COPY subgraphs/ai/package.json subgraphs/ai/
 COPY subgraphs/media/package.json subgraphs/media/
 COPY subgraphs/notifications/package.json subgraphs/notifications/
 COPY tests/package.json tests/

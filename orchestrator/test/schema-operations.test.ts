@@ -178,7 +178,7 @@ describe("the repository's operations", () => {
   const files = findOperationFiles(REPO_ROOT, config);
   const api = apiSchemaOf(readFileSync(join(REPO_ROOT, 'supergraph.graphql'), 'utf8'));
 
-  it('cover users, auth, media and notifications, and all validate against the committed supergraph', () => {
+  it('cover users, auth, ai, media and notifications, and all validate against the committed supergraph', () => {
     const outcome = checkOperations(REPO_ROOT, files, api);
     expect(outcome.problems.map(formatOperationProblem)).toEqual([]);
     const names = outcome.operations.map((o) => o.name);
@@ -199,9 +199,12 @@ describe("the repository's operations", () => {
       expect.arrayContaining(['MyNotifications', 'MarkNotificationRead', 'UpdateNotificationPreferences']),
     );
     expect(names).toEqual(expect.arrayContaining(['CreateUpload', 'Media', 'MyMedia', 'DeleteMedia']));
+    expect(names).toEqual(
+      expect.arrayContaining(['SendMessage', 'Conversation', 'IndexDocument', 'SemanticSearch']),
+    );
     expect(
       outcome.files.every((f) =>
-        /^subgraphs\/(users|auth|media|notifications)\/operations\/[a-z-]+\.graphql$/.test(f),
+        /^subgraphs\/(users|auth|ai|media|notifications)\/operations\/[a-z-]+\.graphql$/.test(f),
       ),
     ).toBe(true);
   });

@@ -57,7 +57,7 @@ function problemsOf(yaml: string): string[] {
 }
 
 describe('service manifest', () => {
-  it('lists auth, users, media, notifications and the gateway, in that order, with their packages, entries and ports', () => {
+  it('lists auth, users, ai, media, notifications and the gateway, in that order, with their packages, entries and ports', () => {
     const manifest = loadServiceManifest();
     expect(
       manifest.services.map((s) => [
@@ -82,6 +82,7 @@ describe('service manifest', () => {
         'USERS_PORT',
         'subgraph',
       ],
+      ['ai', '@aiva/ai', 'subgraphs/ai', 'dist/main.js', 'src/main.ts', 3003, 'AI_PORT', 'subgraph'],
       [
         'media',
         '@aiva/media',

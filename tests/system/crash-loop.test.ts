@@ -59,11 +59,11 @@ describe('a service that crashes at start', { timeout: 180_000 }, () => {
     const services = await waitFor(
       async () => {
         const list = (await system.instances()).map((i) => i.service).sort();
-        return list.length === 4 ? list : null;
+        return list.length === 5 ? list : null;
       },
       30_000,
       'the gateway to register',
     );
-    expect(services).toEqual(['auth', 'gateway', 'media', 'notifications']);
+    expect(services).toEqual(['ai', 'auth', 'gateway', 'media', 'notifications']);
   });
 });

@@ -69,7 +69,14 @@ describe('pnpm dev notes', { timeout: 60_000 }, () => {
   it('composes the live subgraphs, a new one included, and serves it through the gateway', async () => {
     const table = await system.routing();
     expect(table.supergraph?.mode).toBe('live');
-    expect(Object.keys(table.services).sort()).toEqual(['auth', 'media', 'notes', 'notifications', 'users']);
+    expect(Object.keys(table.services).sort()).toEqual([
+      'ai',
+      'auth',
+      'media',
+      'notes',
+      'notifications',
+      'users',
+    ]);
     const result = await graphql(system.gatewayUrl, '{ note }');
     expect(result.body).toEqual({ data: { note: 'note from notes' } });
   });

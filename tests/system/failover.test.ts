@@ -141,7 +141,7 @@ describe('two users instances', { timeout: 60_000 }, () => {
 describe('an orchestrator killed with SIGKILL', { timeout: 60_000 }, () => {
   it('leaves no service behind: every child notices its supervisor is gone and stops', async () => {
     const pids = (await processes()).map((p) => p.pid).filter((pid) => pid > 0);
-    expect(pids).toHaveLength(6);
+    expect(pids).toHaveLength(7);
     await system.stop('SIGKILL');
     const alive = (pid: number) => {
       try {

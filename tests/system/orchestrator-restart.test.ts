@@ -48,6 +48,7 @@ function suite(name: string, redisUrl: string | undefined) {
       gateway: await freePort(),
       users: await freePort(),
       auth: await freePort(),
+      ai: await freePort(),
       media: await freePort(),
       notifications: await freePort(),
     };
@@ -69,6 +70,7 @@ function suite(name: string, redisUrl: string | undefined) {
       GATEWAY_PORT: String(ports.gateway),
       USERS_PORT: String(ports.users),
       AUTH_PORT: String(ports.auth),
+      AI_PORT: String(ports.ai),
       MEDIA_PORT: String(ports.media),
       NOTIFICATIONS_PORT: String(ports.notifications),
       AUTH_JWKS_URL: `http://127.0.0.1:${ports.auth}/.well-known/jwks.json`,
@@ -78,6 +80,7 @@ function suite(name: string, redisUrl: string | undefined) {
     for (const [service, entry] of [
       ['auth', 'subgraphs/auth/src/main.ts'],
       ['users', 'subgraphs/users/src/main.ts'],
+      ['ai', 'subgraphs/ai/src/main.ts'],
       ['media', 'subgraphs/media/src/main.ts'],
       ['notifications', 'subgraphs/notifications/src/main.ts'],
       ['gateway', 'gateway/src/main.ts'],
@@ -90,7 +93,7 @@ function suite(name: string, redisUrl: string | undefined) {
     try {
       await waitFor(
         async () =>
-          JSON.stringify(await instances()) === '["auth","gateway","media","notifications","users"]',
+          JSON.stringify(await instances()) === '["ai","auth","gateway","media","notifications","users"]',
         90_000,
         'every service to register',
       );
@@ -132,14 +135,14 @@ function suite(name: string, redisUrl: string | undefined) {
     await startRegistry();
     if (redisUrl) {
       // Recovered from Redis: the instances are there at once, and none had to register again.
-      expect(await instances()).toEqual(['auth', 'gateway', 'media', 'notifications', 'users']);
+      expect(await instances()).toEqual(['ai', 'auth', 'gateway', 'media', 'notifications', 'users']);
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       expect(registry.lines.some((line) => line.includes('"instance registered"'))).toBe(false);
     } else {
       // Rebuilt from heartbeats: each instance hears 404 and registers again.
       await waitFor(
         async () =>
-          JSON.stringify(await instances()) === '["auth","gateway","media","notifications","users"]',
+          JSON.stringify(await instances()) === '["ai","auth","gateway","media","notifications","users"]',
         15_000,
         'every instance to register again',
       );

@@ -24,10 +24,17 @@ afterAll(async () => {
 });
 
 describe('pnpm start', () => {
-  it('runs auth, users, media, notifications and the gateway each in a process of its own, registered and routed', async () => {
+  it('runs auth, users, ai, media, notifications and the gateway each in a process of its own, registered and routed', async () => {
     const instances = await system.instances();
     const byService = Object.fromEntries(instances.map((i) => [i.service, i]));
-    expect(Object.keys(byService).sort()).toEqual(['auth', 'gateway', 'media', 'notifications', 'users']);
+    expect(Object.keys(byService).sort()).toEqual([
+      'ai',
+      'auth',
+      'gateway',
+      'media',
+      'notifications',
+      'users',
+    ]);
     for (const instance of instances) {
       expect(instance).toMatchObject({ health: 'healthy', schema: expect.not.stringMatching('mismatch') });
       expect(instance.slot).toBe(`${instance.service}#1`);
@@ -38,12 +45,12 @@ describe('pnpm start', () => {
       processes: Array<{ service: string; pid: number; state: string }> | null;
     };
     const pids = (status.processes ?? []).map((p) => p.pid);
-    expect(new Set(pids).size).toBe(5);
+    expect(new Set(pids).size).toBe(6);
     expect(pids).not.toContain(system.process.child.pid);
     expect((status.processes ?? []).every((p) => p.state === 'running')).toBe(true);
 
     const table = await system.routing();
-    expect(Object.keys(table.services).sort()).toEqual(['auth', 'media', 'notifications', 'users']);
+    expect(Object.keys(table.services).sort()).toEqual(['ai', 'auth', 'media', 'notifications', 'users']);
     expect(table.supergraph?.mode).toBe('committed');
   });
 
@@ -85,14 +92,14 @@ describe('pnpm start', () => {
     expect(await unknown.json()).toMatchObject({ errors: [{ extensions: { code: 'NOT_FOUND' } }] });
   });
 
-  it('stops on Ctrl-C: the gateway first, then notifications, media, users, auth, and the registry last', async () => {
+  it('stops on Ctrl-C: the gateway first, then notifications, media, ai, users, auth, and the registry last', async () => {
     const { code } = await system.stop('SIGINT');
     expect(code).toBe(0);
     const stopped = (label: string) =>
       system.process.lines.findIndex(
         (line) => line.startsWith(label) && line.includes(`"${label.trim()} stopped"`),
       );
-    const order = ['gateway', 'notifications', 'media', 'users', 'auth'].map((label) => stopped(label));
+    const order = ['gateway', 'notifications', 'media', 'ai', 'users', 'auth'].map((label) => stopped(label));
     expect(order.every((index) => index >= 0)).toBe(true);
     expect(order).toEqual([...order].sort((a, b) => a - b));
     expect(system.process.lines.some((line) => line.includes('every service stopped'))).toBe(true);

@@ -6,11 +6,12 @@ import { expect } from 'vitest';
 import { cleanEnv, freePort, type Spawned, spawnNode } from './system.js';
 
 /** The services of AIVA, as processes of their own (no orchestrator): what fault tests start and kill. */
-export type ServiceName = 'auth' | 'users' | 'media' | 'notifications' | 'gateway';
+export type ServiceName = 'auth' | 'users' | 'ai' | 'media' | 'notifications' | 'gateway';
 
 const ENTRIES: Record<ServiceName, string> = {
   auth: 'subgraphs/auth/src/main.ts',
   users: 'subgraphs/users/src/main.ts',
+  ai: 'subgraphs/ai/src/main.ts',
   media: 'subgraphs/media/src/main.ts',
   notifications: 'subgraphs/notifications/src/main.ts',
   gateway: 'gateway/src/main.ts',
@@ -51,7 +52,7 @@ export interface StartServicesOptions {
 }
 
 /**
- * Starts auth, users, media, notifications and the gateway as processes of their own from source, as a deployment without the
+ * Starts auth, users, ai, media, notifications and the gateway as processes of their own from source, as a deployment without the
  * orchestrator runs them (the gateway routes to the supergraph's subgraphs at SUBGRAPH_<NAME>_URL; the
  * orchestrator's address is a port nothing listens on), so each can be given its own Redis, and killed and
  * started again on its own. Resolves once each answers `/health`.
@@ -60,6 +61,7 @@ export async function startServices(options: StartServicesOptions = {}): Promise
   const ports: Record<ServiceName, number> = {
     auth: await freePort(),
     users: await freePort(),
+    ai: await freePort(),
     media: await freePort(),
     notifications: await freePort(),
     gateway: await freePort(),
@@ -74,16 +76,19 @@ export async function startServices(options: StartServicesOptions = {}): Promise
     ORCHESTRATOR_URL: `http://127.0.0.1:${await freePort()}`,
     AUTH_PORT: String(ports.auth),
     USERS_PORT: String(ports.users),
+    AI_PORT: String(ports.ai),
     MEDIA_PORT: String(ports.media),
     NOTIFICATIONS_PORT: String(ports.notifications),
     GATEWAY_PORT: String(ports.gateway),
     AUTH_JWKS_URL: `${base.auth}/.well-known/jwks.json`,
     SUBGRAPH_AUTH_URL: `${base.auth}/graphql`,
     SUBGRAPH_USERS_URL: `${base.users}/graphql`,
+    SUBGRAPH_AI_URL: `${base.ai}/graphql`,
     SUBGRAPH_MEDIA_URL: `${base.media}/graphql`,
     SUBGRAPH_NOTIFICATIONS_URL: `${base.notifications}/graphql`,
     // Upload and download URLs point at this gateway.
     MEDIA_PUBLIC_URL: base.gateway,
+    AI_PUBLIC_URL: base.gateway,
     RATE_LIMIT_MAX: '0',
     ...options.env,
   };
@@ -145,6 +150,7 @@ export async function startServices(options: StartServicesOptions = {}): Promise
     // Auth first: users' profiles and the gateway's keys come from it.
     await running.start('auth');
     await running.start('users');
+    await running.start('ai');
     await running.start('media');
     await running.start('notifications');
     await running.start('gateway');

@@ -87,6 +87,7 @@ export interface SystemPorts {
   gateway: number;
   users: number;
   auth: number;
+  ai: number;
   media: number;
   notifications: number;
 }
@@ -129,6 +130,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
     gateway: await freePort(),
     users: await freePort(),
     auth: await freePort(),
+    ai: await freePort(),
     media: await freePort(),
     notifications: await freePort(),
   };
@@ -141,10 +143,12 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Run
     GATEWAY_PORT: String(ports.gateway),
     USERS_PORT: String(ports.users),
     AUTH_PORT: String(ports.auth),
+    AI_PORT: String(ports.ai),
     MEDIA_PORT: String(ports.media),
     NOTIFICATIONS_PORT: String(ports.notifications),
     // Upload and download URLs point at this system's gateway.
     MEDIA_PUBLIC_URL: `http://127.0.0.1:${ports.gateway}`,
+    AI_PUBLIC_URL: `http://127.0.0.1:${ports.gateway}`,
     AUTH_JWKS_URL: `http://127.0.0.1:${ports.auth}/.well-known/jwks.json`,
     RATE_LIMIT_MAX: '0',
     // Short intervals: faults are noticed within a second.
