@@ -93,6 +93,13 @@ export const eventCatalog = {
     durationSeconds: z.number().nullable(),
     textKey: z.string().nullable(),
     textLength: z.number().int().nullable(),
+    /** The item's (sanitised) file name. */
+    filename: z.string().optional(),
+    /**
+     * A signed URL of the extracted text on the media service (`/media/files/<id>/text.txt?t=…`), valid as long as
+     * the event stream keeps events: another service fetches its path from a media instance, no storage access.
+     */
+    textUrl: z.string().url().nullable().optional(),
     processedAt: z.string().datetime(),
   }),
   /** A media item was deleted (by its owner, an admin, or with its owner's account). */
@@ -208,8 +215,8 @@ export const eventDirectory: Record<EventType, EventTypeInfo> = {
   'aiva.media.media.processed.v1': {
     producer: 'media',
     description:
-      'Processing ended (READY or FAILED); for a document, `textKey` locates its extracted text for indexing.',
-    consumers: [],
+      'Processing ended (READY or FAILED); for a document, `textUrl` is a signed URL of its extracted text.',
+    consumers: ['ai.media-indexing'],
   },
   'aiva.media.media.deleted.v1': {
     producer: 'media',

@@ -21,7 +21,7 @@ import {
 } from '@aiva/shared';
 import type { MediaConfig } from './config.js';
 import { subscribeConsumers } from './events.js';
-import { FILES_PATH, registerFileRoutes } from './http/files.js';
+import { FILES_PATH, registerFileRoutes, TEXT } from './http/files.js';
 import { createTusServer, registerUploadRoutes, UPLOADS_PATH } from './http/uploads.js';
 import { EVENT_SOURCE, MediaService, type UploadLimits } from './media.service.js';
 import { configureSharp, kindOfMimeType, type ProcessLimits } from './processing/index.js';
@@ -173,6 +173,8 @@ export async function createMediaApp(options: MediaAppOptions): Promise<MediaApp
     maxAttempts: config.MEDIA_PROCESSING_MAX_ATTEMPTS,
     workRoot,
     onEvent: () => events.relay.notify(),
+    // Valid as long as NATS keeps the event (a week): a consumer replaying it can still fetch the text.
+    textUrlOf: (mediaId) => signer.downloadUrl(mediaId, TEXT, 7 * 24 * 3600),
     // Uploads never finished go once a minute (several instances may do it, harmlessly).
     housekeeping: async () => {
       if (Date.now() - lastExpiry < 60_000) return;

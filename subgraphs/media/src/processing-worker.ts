@@ -34,6 +34,8 @@ export interface ProcessingWorkerOptions {
   onEvent?(): void;
   /** Runs before each claim (housekeeping such as expired uploads). */
   housekeeping?(): Promise<void>;
+  /** A signed URL of an item's extracted text, for the processed event (other services index it). */
+  textUrlOf?(mediaId: string): string;
   logger?: Logger;
 }
 
@@ -251,6 +253,8 @@ export class ProcessingWorker {
       durationSeconds: facts?.durationSeconds ?? null,
       textKey: facts?.textKey ?? null,
       textLength: facts?.textLength ?? null,
+      filename: record.filename,
+      textUrl: facts?.textKey && this.options.textUrlOf ? this.options.textUrlOf(record.id) : null,
       processedAt: at.toISOString(),
     });
   }
