@@ -1,7 +1,9 @@
 import { bearer, waitFor } from '@aiva/shared/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildPdf } from '../../subgraphs/media/test/processing/fixtures.js';
 import { type ChatServer, startChatServer } from '../helpers/openai-chat-server.js';
 import { accountKit, codeOf } from '../helpers/security-kit.js';
+import { tusUpload } from '../helpers/tus.js';
 import { type RunningSystem, startSystem } from './helpers/system.js';
 
 // The AI subgraph as `pnpm start` runs it (its own process, its stream route on the gateway's public port), its
@@ -211,6 +213,54 @@ describe('the AI subgraph through the gateway', { timeout: 120_000 }, () => {
     }>(CONVERSATION, { id: conversationId }, person.accessToken);
     const citations = stored.body.data?.conversation.messages.edges.at(-1)?.node.citations ?? [];
     expect(citations[0]).toMatchObject({ title: 'Aurora notes', sourceType: 'NOTE' });
+  });
+
+  it('makes a PDF uploaded through media searchable, and forgets it when it is deleted', async () => {
+    const person = await kit.signUp();
+    const pdf = buildPdf(['Glacier survey', 'The Perito Moreno glacier advances two metres a day.']);
+    const created = await kit.call<{ createUpload: { uploadUrl: string; media: { id: string } } }>(
+      'mutation($input: CreateUploadInput!) { createUpload(input: $input) { uploadUrl media { id } } }',
+      { input: { filename: 'survey.pdf', mimeType: 'application/pdf', size: pdf.length } },
+      person.accessToken,
+    );
+    const { uploadUrl, media } = created.body.data?.createUpload ?? { uploadUrl: '', media: { id: '' } };
+    expect((await tusUpload(uploadUrl, pdf)).status).toBe(204);
+    const search =
+      'query($q: String!) { semanticSearch(query: $q) { title sourceType sourceId media { id } } }';
+    type Hits = {
+      semanticSearch: Array<{
+        title: string;
+        sourceType: string;
+        sourceId: string;
+        media: { id: string } | null;
+      }>;
+    };
+    const hit = await waitFor(
+      async () =>
+        (await kit.call<Hits>(search, { q: 'Perito Moreno glacier' }, person.accessToken)).body.data
+          ?.semanticSearch[0],
+      60_000,
+      'the PDF to be indexed',
+    );
+    expect(hit).toMatchObject({
+      title: 'survey.pdf',
+      sourceType: 'MEDIA',
+      sourceId: media.id,
+      media: { id: media.id },
+    });
+    const deleted = await kit.call(
+      'mutation($id: ID!) { deleteMedia(id: $id) }',
+      { id: media.id },
+      person.accessToken,
+    );
+    expect(deleted.body.errors).toBeUndefined();
+    await waitFor(
+      async () =>
+        (await kit.call<Hits>(search, { q: 'Perito Moreno glacier' }, person.accessToken)).body.data
+          ?.semanticSearch.length === 0,
+      60_000,
+      'the PDF to leave the knowledge',
+    );
   });
 
   it('refuses a message once the daily quota is spent, saying when it renews', async () => {

@@ -3,6 +3,7 @@ import {
   type AccessTokenVerifier,
   createDependencyMonitor,
   createLogger,
+  createRoutingFollower,
   createServiceEvents,
   createSubgraphServer,
   discoveryFromEnv,
@@ -11,10 +12,12 @@ import {
   loadTypeDefs,
   mongoTimeoutsOf,
   operationLimitsOf,
+  ServiceRouter,
   type SessionRevocations,
   type SubgraphApp,
   type SubgraphAppOptions,
   serviceEventsConfigOf,
+  staticSubgraphUrls,
   subgraphTokenVerifier,
 } from '@aiva/shared';
 import type { AiConfig } from './config.js';
@@ -28,6 +31,7 @@ import {
   type VectorStore,
 } from './knowledge/index.js';
 import { type EmbedTexts, KnowledgeService, localEmbedder, providerEmbedder } from './knowledge.service.js';
+import { fetchMediaText } from './media-text.js';
 import { type AiModels, createAiModels, providerRegistryOf } from './providers/index.js';
 import { type AiContext, createResolvers, streamUrlOf } from './resolvers.js';
 import type { AiStore } from './store/ai.store.js';
@@ -155,7 +159,19 @@ export async function createAiApp(options: AiAppOptions): Promise<AiApp> {
     logger,
     ...serviceEventsConfigOf(config),
   });
-  const subscriptions = await subscribeConsumers(events.bus, store, knowledge, logger);
+  // Other services are called on an instance from the routing table (the supergraph's URLs until it answers).
+  const follower =
+    (options.discovery ?? true)
+      ? createRoutingFollower({ orchestratorUrl: config.ORCHESTRATOR_URL, logger })
+      : undefined;
+  const router = new ServiceRouter({
+    ...(follower ? { routing: follower } : {}),
+    fallback: staticSubgraphUrls(),
+  });
+  follower?.start();
+  const mediaText = (textUrl: string) =>
+    fetchMediaText(router, textUrl, { maxChars: config.AI_MAX_DOCUMENT_CHARS });
+  const subscriptions = await subscribeConsumers(events.bus, store, knowledge, mediaText, logger);
   const housekeeping = setInterval(() => {
     conversations
       .failStale(STALE_REPLY_MS)
@@ -205,6 +221,7 @@ export async function createAiApp(options: AiAppOptions): Promise<AiApp> {
         for (const subscription of subscriptions) await subscription.stop();
       },
       () => conversations.close(),
+      async () => follower?.stop(),
       ...events.closers,
       () => runs.close(),
       () => vectors.close(),
