@@ -1,5 +1,6 @@
 import { bearer, waitFor } from '@aiva/shared/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readSseEvents } from '../../subgraphs/ai/test/streams/sse-reader.js';
 import { buildPdf } from '../../subgraphs/media/test/processing/fixtures.js';
 import { type ChatServer, startChatServer } from '../helpers/openai-chat-server.js';
 import { accountKit, codeOf } from '../helpers/security-kit.js';
@@ -62,39 +63,6 @@ async function conversationOf(token: string) {
   return created.body.data?.createConversation.id ?? '';
 }
 
-/** The server-sent events of a response, until it ends or `stopAfter` events came (then the connection drops). */
-async function events(response: Response, stopAfter = Number.POSITIVE_INFINITY) {
-  const seen: Array<{ id: number; event: string; data: Record<string, unknown> }> = [];
-  const reader = response.body?.getReader();
-  if (!reader) throw new Error('no body');
-  const decoder = new TextDecoder();
-  let buffer = '';
-  while (seen.length < stopAfter) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-      const fields = new Map(
-        buffer
-          .slice(0, end)
-          .split('\n')
-          .filter((line) => !line.startsWith(':') && line.includes(': '))
-          .map((line) => [line.slice(0, line.indexOf(': ')), line.slice(line.indexOf(': ') + 2)] as const),
-      );
-      buffer = buffer.slice(end + 2);
-      const id = fields.get('id');
-      if (id)
-        seen.push({
-          id: Number(id),
-          event: fields.get('event') ?? '',
-          data: JSON.parse(fields.get('data') ?? '{}'),
-        });
-    }
-  }
-  await reader.cancel().catch(() => {});
-  return seen;
-}
-
 const textOf = (list: Array<{ event: string; data: Record<string, unknown> }>) =>
   list
     .filter((e) => e.event === 'delta')
@@ -115,7 +83,7 @@ describe('the AI subgraph through the gateway', { timeout: 120_000 }, () => {
     expect(stream.url).toBe(`http://127.0.0.1:${system.ports.gateway}/ai/streams/${reply.id}`);
     const response = await fetch(stream.url, { headers: bearer(person.accessToken) });
     expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    const all = await events(response);
+    const all = await readSseEvents(response);
     expect(textOf(all)).toBe(DELTAS.join(''));
     expect(all.at(-1)).toMatchObject({ event: 'done', data: { messageId: reply.id } });
     expect(all.map((e) => e.id)).toEqual(all.map((_, i) => i + 1));
@@ -143,9 +111,9 @@ describe('the AI subgraph through the gateway', { timeout: 120_000 }, () => {
     const conversationId = await conversationOf(person.accessToken);
     const sent = await kit.call<Sent>(SEND, { conversationId, content: 'Go on' }, person.accessToken);
     const url = sent.body.data?.sendMessage.stream.url ?? '';
-    const first = await events(await fetch(url, { headers: bearer(person.accessToken) }), 3);
+    const first = await readSseEvents(await fetch(url, { headers: bearer(person.accessToken) }), 3);
     expect(first.map((e) => e.id)).toEqual([1, 2, 3]);
-    const rest = await events(
+    const rest = await readSseEvents(
       await fetch(url, { headers: { ...bearer(person.accessToken), 'last-event-id': '3' } }),
     );
     expect(rest[0]?.id).toBe(4);
@@ -200,7 +168,7 @@ describe('the AI subgraph through the gateway', { timeout: 120_000 }, () => {
       { conversationId, content: 'Why do auroras appear near the poles?', useKnowledge: true },
       person.accessToken,
     );
-    const all = await events(
+    const all = await readSseEvents(
       await fetch(sent.body.data?.sendMessage.stream.url ?? '', { headers: bearer(person.accessToken) }),
     );
     expect(all.at(-1)?.event).toBe('done');
@@ -273,7 +241,7 @@ describe('the AI subgraph through the gateway', { timeout: 120_000 }, () => {
         person.accessToken,
       );
       expect(sent.body.errors).toBeUndefined();
-      await events(
+      await readSseEvents(
         await fetch(sent.body.data?.sendMessage.stream.url ?? '', { headers: bearer(person.accessToken) }),
       );
     }

@@ -5,6 +5,7 @@ import {
   chunkText,
   type Embedder,
   type VectorHit,
+  type VectorPoint,
   type VectorStore,
 } from './knowledge/index.js';
 import type { AiModels } from './providers/index.js';
@@ -102,7 +103,7 @@ export class KnowledgeService {
     const previous = await store.findDocument(ownerId, sourceType, sourceId);
     let model = previous?.embeddingModel ?? '';
     let dimensions = previous?.dimensions ?? 0;
-    const points: Parameters<Awaited<ReturnType<VectorStore['collection']>>['upsert']>[0] = [];
+    const points: VectorPoint[] = [];
     let tokens = 0;
     for (let i = 0; i < chunks.length; i += batch) {
       const slice = chunks.slice(i, i + batch);

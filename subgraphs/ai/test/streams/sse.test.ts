@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunLog, RunWriter } from '../../src/streams/run-log.js';
 import { openSqliteRunLog } from '../../src/streams/sqlite-run-log.js';
 import { registerStreamRoute, STREAMS_PATH } from '../../src/streams/sse.js';
+import { readSseEvents } from './sse-reader.js';
 
 // The reply stream route on a real subgraph server over real HTTP: the owner reads the run as server-sent events
 // while it is written, resumes after the last event id it saw, and nobody else can read it.
@@ -40,37 +41,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Reads a response's server-sent events until the stream ends or `stopAfter` events came. */
-async function readEvents(response: Response, stopAfter = Number.POSITIVE_INFINITY) {
-  const events: Array<{ id: string; event: string; data: unknown }> = [];
-  const reader = response.body?.getReader();
-  if (!reader) throw new Error('no body');
-  const decoder = new TextDecoder();
-  let buffer = '';
-  while (events.length < stopAfter) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let end = buffer.indexOf('\n\n');
-    while (end >= 0) {
-      const frame = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const fields = Object.fromEntries(
-        frame
-          .split('\n')
-          .filter((line) => !line.startsWith(':') && line.includes(': '))
-          .map((line) => [line.slice(0, line.indexOf(': ')), line.slice(line.indexOf(': ') + 2)]),
-      );
-      if (fields.id && fields.event && fields.data) {
-        events.push({ id: fields.id, event: fields.event, data: JSON.parse(fields.data) });
-      }
-      end = buffer.indexOf('\n\n');
-    }
-  }
-  await reader.cancel().catch(() => {});
-  return events;
-}
-
 describe('reply streams', () => {
   it('stream to their owner as they are written, and resume after the last event id', async () => {
     const runId = randomUUID();
@@ -81,11 +51,11 @@ describe('reply streams', () => {
     const response = await fetch(`${base}${STREAMS_PATH}/${runId}`, { headers: bearer(token) });
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    const firstTwo = readEvents(response, 2);
+    const firstTwo = readSseEvents(response, 2);
     await writer.delta('answer');
     expect((await firstTwo).map((e) => [e.id, e.event, e.data])).toEqual([
-      ['1', 'delta', { text: 'The ' }],
-      ['2', 'delta', { text: 'answer' }],
+      [1, 'delta', { text: 'The ' }],
+      [2, 'delta', { text: 'answer' }],
     ]);
     // The client dropped after event 2; meanwhile the reply went on and ended.
     await writer.delta('.');
@@ -93,9 +63,9 @@ describe('reply streams', () => {
     const resumed = await fetch(`${base}${STREAMS_PATH}/${runId}`, {
       headers: { ...bearer(token), 'last-event-id': '2' },
     });
-    expect((await readEvents(resumed)).map((e) => [e.id, e.event])).toEqual([
-      ['3', 'delta'],
-      ['4', 'done'],
+    expect((await readSseEvents(resumed)).map((e) => [e.id, e.event])).toEqual([
+      [3, 'delta'],
+      [4, 'done'],
     ]);
   });
 
