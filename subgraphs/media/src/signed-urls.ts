@@ -82,6 +82,8 @@ export class UrlSigner {
       .digest();
     const given = Buffer.from(mac, 'base64url');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return 'invalid';
+    // Only the canonical spelling: base64url's last character has spare bits, which decoding ignores.
+    if (given.toString('base64url') !== mac) return 'invalid';
     return expires * 1000 <= now ? 'expired' : 'valid';
   }
 }
