@@ -26,10 +26,20 @@ async function signUp(prefix: string): Promise<string> {
   return email;
 }
 
-/** Waits until every address has its welcome mail; then no address may have two. */
+/**
+ * Waits until every address has its welcome mail; then no address may have two. Two copies of one message
+ * (one `Message-ID`) count once: SMTP delivery is at least once, and a process killed after the server accepted
+ * a mail but before it recorded that sends the same delivery again, as the same message, which mail systems
+ * collapse. Two different messages would be two welcomes.
+ */
 async function everyWelcomeOnce(emails: readonly string[], timeoutMs: number): Promise<void> {
   const welcomes = (email: string) =>
-    smtp.mailsTo(email).filter((m) => m.headers.subject === 'Welcome to AIVA').length;
+    new Set(
+      smtp
+        .mailsTo(email)
+        .filter((m) => m.headers.subject === 'Welcome to AIVA')
+        .map((m) => m.headers['message-id']),
+    ).size;
   await waitFor(() => emails.every((email) => welcomes(email) >= 1), timeoutMs, 'every welcome mail');
   // Deliveries still in flight would show up now.
   await new Promise((resolve) => setTimeout(resolve, 1_500));

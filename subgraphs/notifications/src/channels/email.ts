@@ -48,6 +48,13 @@ export interface EmailMessage {
   html: string;
   /** Extra headers (e.g. `X-Notification-Id`, `List-Unsubscribe`); names are HTTP-style tokens, values one line. */
   headers?: Record<string, string>;
+  /**
+   * What makes the mail one message however often it is sent: it becomes the `Message-ID`
+   * (`<key@sender's domain>`), so a mail sent again after a crash (SMTP accepted it, the process died before
+   * recording that) is the same message, which mail systems collapse. Letters, digits, `.`, `_` and `-`.
+   * Unset: nodemailer makes a random one.
+   */
+  idempotencyKey?: string;
 }
 
 export interface EmailChannel {
@@ -66,12 +73,16 @@ export interface EmailChannel {
 const DEFAULT_TIMEOUTS = { connectionMs: 10_000, greetingMs: 10_000, socketMs: 30_000 };
 const DEFAULT_SEND_TIMEOUT_MS = 30_000;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9._-]{1,128}$/;
 const recipientSchema = z.email();
 
 /** Rejects what no server would accept, before connecting: a malformed recipient, an unsafe extra header. */
 function checkMessage(message: EmailMessage): void {
   if (!recipientSchema.safeParse(message.to).success) {
     throw new PermanentDeliveryError('email', 'invalid recipient address', { code: 'EENVELOPE' });
+  }
+  if (message.idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(message.idempotencyKey)) {
+    throw new PermanentDeliveryError('email', 'invalid idempotency key', { code: 'EMESSAGE' });
   }
   for (const [name, value] of Object.entries(message.headers ?? {})) {
     if (!HEADER_NAME.test(name) || /[\r\n]/.test(value)) {
@@ -82,6 +93,13 @@ function checkMessage(message: EmailMessage): void {
   }
 }
 
+/** The domain of the sender's address (`AIVA <no-reply@aiva.example.com>` → `aiva.example.com`). */
+function senderDomain(from: string): string {
+  const address = /<([^>]+)>/.exec(from)?.[1] ?? from;
+  const domain = address.slice(address.lastIndexOf('@') + 1).trim();
+  return /^[A-Za-z0-9.-]+$/.test(domain) ? domain : 'aiva.localhost';
+}
+
 function mailOptions(from: string, message: EmailMessage): SendMailOptions {
   return {
     from,
@@ -90,6 +108,7 @@ function mailOptions(from: string, message: EmailMessage): SendMailOptions {
     text: message.text,
     html: message.html,
     headers: message.headers,
+    ...(message.idempotencyKey ? { messageId: `<${message.idempotencyKey}@${senderDomain(from)}>` } : {}),
   };
 }
 

@@ -81,6 +81,9 @@ export function createSenders(options: SendersOptions): (delivery: DeliveryRecor
           to,
           ...rendered,
           headers: { 'X-AIVA-Delivery': delivery.id },
+          // A delivery sent again (its sender was killed between SMTP's acceptance and recording it) is the
+          // same message: one Message-ID per delivery.
+          idempotencyKey: `aiva-delivery-${delivery.id}`,
         });
         return;
       }

@@ -149,6 +149,22 @@ describe('email channel over SMTP (a real SMTP server)', () => {
     expectWholeMail(mail!.raw, messageId);
   });
 
+  it('sends a mail sent again with the same idempotency key as the same message (one Message-ID)', async () => {
+    const email = open();
+    const first = await email.send({ ...MAIL, idempotencyKey: 'aiva-delivery-d1' });
+    const again = await email.send({ ...MAIL, idempotencyKey: 'aiva-delivery-d1' });
+    const other = await email.send({ ...MAIL, idempotencyKey: 'aiva-delivery-d2' });
+    expect(first.messageId).toBe('<aiva-delivery-d1@aiva.example.com>');
+    expect(again.messageId).toBe(first.messageId);
+    expect(other.messageId).toBe('<aiva-delivery-d2@aiva.example.com>');
+    const ids = received.map((mail) => /^Message-ID: (.*)$/m.exec(parseMime(mail.raw).headers)?.[1]);
+    expect(ids).toEqual([first.messageId, first.messageId, other.messageId]);
+    await expect(email.send({ ...MAIL, idempotencyKey: 'a>b\r\nBcc: x@example.com' })).rejects.toBeInstanceOf(
+      PermanentDeliveryError,
+    );
+    expect(received).toHaveLength(3);
+  });
+
   it('fails transiently on a 4xx reply (greylisting) and delivers on the next attempt', async () => {
     const email = open();
     rcptReplies.push({ code: 451, text: '4.7.1 Greylisted, try again later' });
