@@ -118,6 +118,10 @@ describe('delivery dispatcher', () => {
     const done = await settled(delivery.id);
     expect(done).toMatchObject({ status: 'sent', attempts: 2, lastError: null });
     expect(smtp.mailsTo('retry@example.test')).toHaveLength(1);
+    // The delivery's own Message-ID: were it sent again after a crash, it would be the same message.
+    expect(smtp.mailsTo('retry@example.test')[0]?.headers['message-id']).toBe(
+      `<aiva-delivery-${delivery.id}@aiva.test>`,
+    );
   });
 
   it('fails a delivery that cannot be rendered at once, without retrying', async () => {
