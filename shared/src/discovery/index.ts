@@ -5,5 +5,7 @@ export * from './routed-call.js';
 export * from './routing-follower.js';
 export * from './sdl-hash.js';
 export * from './service-router.js';
+export * from './service-routing.js';
+export * from './subgraph-client.js';
 export * from './supergraph-file.js';
 export * from './traffic-reporter.js';
