@@ -4,10 +4,12 @@ import {
   createLogger,
   type EventBus,
   embeddedEventsFile,
+  isServiceName,
   type Logger,
   loadConfigOrExit,
   onShutdownSignal,
   registryToken,
+  serviceCredential,
 } from '@aiva/shared';
 import { type OrchestratorConfig, orchestratorEnvSchema } from './config.js';
 import { createRegistryApp, type RegistryApp } from './registry/index.js';
@@ -27,6 +29,9 @@ const USAGE = `usage: aiva-orchestrator <command>
                     supergraph composed live from what the instances serve (pnpm dev users)
   registry          the registry only: services register themselves or are found by DNS (production)
   token <service>   prints the registry credential of a service (REGISTRY_SECRET must be set)
+  service-credential <service>
+                    prints the credential a service gets service tokens from auth with: its SERVICE_CREDENTIAL
+                    (SERVICE_SECRET, the one auth holds, must be set)
 `;
 
 /** Stops the process with a message (and the usage) on stderr; exit code 64 (EX_USAGE). */
@@ -168,6 +173,16 @@ async function main(argv: string[]): Promise<void> {
     if (!service) usageError('token: which service?');
     if (!secret) usageError('token: REGISTRY_SECRET is not set');
     process.stdout.write(`${registryToken(secret, service)}\n`);
+    return;
+  }
+  if (command === 'service-credential') {
+    const service = args[0];
+    const secret = process.env.SERVICE_SECRET;
+    if (!service) usageError('service-credential: which service?');
+    if (!isServiceName(service)) usageError(`service-credential: "${service}" is not a service name`);
+    if (!secret) usageError('service-credential: SERVICE_SECRET is not set');
+    if (secret.length < 32) usageError('service-credential: SERVICE_SECRET must be at least 32 characters');
+    process.stdout.write(`${serviceCredential(secret, service)}\n`);
     return;
   }
   if (command !== 'start' && command !== 'dev' && command !== 'registry') {

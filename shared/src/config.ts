@@ -90,6 +90,17 @@ export const commonEnvSchema = z.object({
   ORCHESTRATOR_URL: env.url(['http', 'https']).default('http://127.0.0.1:3100'),
   /** This service's registry credential (`registryToken(REGISTRY_SECRET, service)`); unset: no registration. */
   REGISTRY_TOKEN: z.string().optional(),
+  /**
+   * This service's credential for service tokens from auth: `pnpm orchestrator service-credential <service>` with
+   * SERVICE_SECRET set; unset: derived from SERVICE_SECRET or the machine's `<DATA_DIR>/service-secret.json`.
+   */
+  SERVICE_CREDENTIAL: z.string().optional(),
+  /**
+   * The secret service credentials derive from (at least 32 characters). In production only auth holds it (it
+   * checks credentials); every other service is given its SERVICE_CREDENTIAL instead. Unset: the machine's
+   * `<DATA_DIR>/service-secret.json`, created on first use (the embedded default of `pnpm start`).
+   */
+  SERVICE_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   /** The host other processes reach this instance at; default HOST (the machine's hostname when HOST is 0.0.0.0). */
   ADVERTISE_HOST: z.string().optional(),
   /** Set by the orchestrator's supervisor: the process slot (`users#2`) this instance runs in. */

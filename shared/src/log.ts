@@ -28,6 +28,17 @@ function redactPaths(): string[] {
     'refreshToken',
     'newPassword',
     'currentPassword',
+    // Service credentials (configuration, OAuth client authentication and its answer).
+    'SERVICE_SECRET',
+    '*.SERVICE_SECRET',
+    'SERVICE_CREDENTIAL',
+    '*.SERVICE_CREDENTIAL',
+    'credential',
+    '*.credential',
+    'client_secret',
+    '*.client_secret',
+    'access_token',
+    '*.access_token',
   );
   return paths;
 }

@@ -19,13 +19,16 @@ describe('createLogger', () => {
         password: 'hunter22',
         input: { password: 'nested-pass', email: 'a@b.test', refreshToken: 'rt-123' },
         req: { headers: { authorization: 'Bearer xyz' } },
-        config: { secret: 'shh', token: 'tok-4471' },
+        config: { secret: 'shh', token: 'tok-4471', SERVICE_SECRET: 'svc-secret-1' },
+        SERVICE_CREDENTIAL: 'svc-cred-2',
+        body: { client_secret: 'client-3', access_token: 'at-4' },
       },
       'signing in',
     );
     await new Promise((resolve) => setImmediate(resolve));
     const text = lines.join('\n');
-    for (const secret of ['abc.def.ghi', 'hunter22', 'nested-pass', 'rt-123', 'xyz', 'shh', 'tok-4471']) {
+    const secrets = ['abc.def.ghi', 'hunter22', 'nested-pass', 'rt-123', 'xyz', 'shh', 'tok-4471'];
+    for (const secret of [...secrets, 'svc-secret-1', 'svc-cred-2', 'client-3', 'at-4']) {
       expect(text).not.toContain(secret);
     }
     const line = JSON.parse(lines[0] ?? '{}');

@@ -5,8 +5,8 @@ import {
   createDependencyMonitor,
   createLocalVerifier,
   createLogger,
-  createRoutingFollower,
   createServiceEvents,
+  createServiceRouting,
   createSubgraphServer,
   type DependencyMonitor,
   discoveryFromEnv,
@@ -14,22 +14,22 @@ import {
   introspectionOf,
   type Logger,
   loadSealingKeys,
+  loadServiceSecret,
   loadTypeDefs,
   mongoTimeoutsOf,
   operationLimitsOf,
   redisTimeoutsOf,
   revocationAwareVerifier,
   type SealingKeys,
-  ServiceRouter,
   type SubgraphApp,
   type SubgraphAppOptions,
   sealingKeysFile,
   serviceEventsConfigOf,
   sessionRevocations,
-  staticSubgraphUrls,
 } from '@aiva/shared';
 import { AccountService, EVENT_SOURCE } from './account.service.js';
 import type { AuthConfig } from './config.js';
+import { registerOAuthTokenRoute } from './oauth-token.js';
 import { createProfileClient, type ProfileClient } from './profile.client.js';
 import { ProfileRemovals } from './profile-removals.js';
 import { RequestBudgets } from './request-budgets.js';
@@ -122,6 +122,8 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
     file: sealingKeysFile(config),
     logger,
   });
+  // What service credentials derive from (SERVICE_SECRET, else the machine's file): checked by POST /oauth/token.
+  const serviceSecret = await loadServiceSecret(config, { logger });
   const accounts = await openAccountStore(config, dbFile);
   // The states of Redis (sessions: hard; cache: soft): one log line per change, and metrics.
   const dependencies = createDependencyMonitor(logger);
@@ -142,13 +144,13 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
   });
   const { bus, relay } = events;
   const discovery = options.discovery ?? true;
-  const follower = discovery
-    ? createRoutingFollower({ orchestratorUrl: config.ORCHESTRATOR_URL, logger })
-    : undefined;
-  const router = new ServiceRouter({
-    ...(follower ? { routing: follower } : {}),
-    fallback: options.subgraphUrls ?? staticSubgraphUrls(),
+  const routing = createServiceRouting({
+    orchestratorUrl: config.ORCHESTRATOR_URL,
+    follow: discovery,
+    logger,
+    ...(options.subgraphUrls ? { fallback: options.subgraphUrls } : {}),
   });
+  const { router } = routing;
   const profiles = options.profiles ?? createProfileClient({ router, keys });
   // Ended sessions are marked where the gateway looks (the shared cache under its default prefix), for as long as
   // one of their access tokens could still pass (lifetime + the verifiers' 30 s clock tolerance).
@@ -242,10 +244,13 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
       { name: 'events', check: () => bus.ping(), soft: true },
     ],
     dependencies,
-    configure: (app) => {
+    configure: async (app) => {
       app.get(JWKS_PATH, async (_request, reply) =>
         reply.header('cache-control', 'public, max-age=300').send(keys.jwks()),
       );
+      // Service tokens for other services (client credentials). On auth's own port only: deliberately not among
+      // the gateway routes below, so the public gateway never forwards it.
+      await registerOAuthTokenRoute(app, { keys, secret: serviceSecret, logger });
     },
     // The JWKS is also public through the gateway's port: clients and other services need one origin.
     ...(discovery
@@ -254,7 +259,7 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
     onClose: [
       async () => clearInterval(rotation),
       () => profileRemovals.stop(),
-      async () => follower?.stop(),
+      () => routing.stop(),
       () => removals.stop(),
       ...events.closers,
       () => cache.close(),
@@ -266,7 +271,7 @@ export async function createAuthApp(options: AuthAppOptions): Promise<AuthApp> {
   events.metrics.register(server.metrics.registry, server.dependencies);
   relay.start();
   profileRemovals.start();
-  follower?.start();
+  routing.start();
   return {
     server,
     keys,

@@ -11,6 +11,11 @@ export const authEnvSchema = commonEnvSchema
     AUTH_DB_FILE: z.string().optional(),
     /** Signing keys (private!), written with mode 0600; default `<DATA_DIR>/auth-keys.json`. */
     AUTH_KEYS_FILE: z.string().optional(),
+    /**
+     * The secret other services' credentials derive from (POST /oauth/token checks them); at least 32 characters.
+     * Only auth should hold it in production. Unset: `<DATA_DIR>/service-secret.json` (created on first start).
+     */
+    SERVICE_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
     MONGODB_URL: env.url(['mongodb', 'mongodb+srv']).optional(),
     ACCESS_TOKEN_TTL_SECONDS: env.positiveInt(15 * 60),
     REFRESH_TOKEN_TTL_DAYS: env.positiveInt(30),

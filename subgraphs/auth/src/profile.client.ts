@@ -1,12 +1,4 @@
-import {
-  AivaError,
-  ERROR_CODES,
-  type ErrorCode,
-  ROLE_SERVICE,
-  routedCall,
-  SERVICE_SUBJECT_PREFIX,
-  type ServiceRouter,
-} from '@aiva/shared';
+import { callSubgraph, ROLE_SERVICE, SERVICE_SUBJECT_PREFIX, type ServiceRouter } from '@aiva/shared';
 import type { KeyRing } from './signing-keys.js';
 
 export interface NewProfile {
@@ -25,12 +17,6 @@ export interface ProfileClient {
 const SERVICE_SUBJECT = `${SERVICE_SUBJECT_PREFIX}auth`;
 /** The subgraph that owns profiles. */
 const USERS = 'users';
-const KNOWN_CODES = new Set<string>(ERROR_CODES);
-
-interface GraphQLBody<T> {
-  data?: T | null;
-  errors?: Array<{ message: string; extensions?: { code?: string; field?: string } }>;
-}
 
 /**
  * Talks to users directly, to an instance of the routing table (or users' static routing URL), as the
@@ -49,41 +35,15 @@ export function createProfileClient(options: {
       { sub: SERVICE_SUBJECT, sid: 'service', roles: [ROLE_SERVICE] },
       60,
     );
-    let body: GraphQLBody<T> | undefined;
-    try {
-      body = await routedCall(
-        options.router,
-        USERS,
-        { retryable: false, timeoutMs: options.timeoutMs ?? 10_000 },
-        async (endpoint, signal) => {
-          const response = await fetch(endpoint.graphqlUrl, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-            body: JSON.stringify({ query, variables }),
-            signal,
-          });
-          const parsed = (await response.json().catch(() => undefined)) as GraphQLBody<T> | undefined;
-          return { value: parsed, outcome: response.status >= 500 ? 'error' : 'success' };
-        },
-      );
-    } catch {
-      body = undefined;
-    }
-    if (!body) {
-      throw new AivaError('INTERNAL_SERVER_ERROR', 'The users service is unavailable', {
-        serviceName: USERS,
-      });
-    }
-    const error = body.errors?.[0];
-    if (error) {
-      const code = KNOWN_CODES.has(error.extensions?.code ?? '')
-        ? (error.extensions?.code as ErrorCode)
-        : 'INTERNAL_SERVER_ERROR';
-      const field = error.extensions?.field;
-      throw new AivaError(code, error.message, field ? { field } : {});
-    }
-    if (!body.data) throw new AivaError('INTERNAL_SERVER_ERROR', 'The users service gave no answer');
-    return body.data;
+    return callSubgraph<T>({
+      router: options.router,
+      service: USERS,
+      token,
+      query,
+      variables,
+      retryable: false,
+      timeoutMs: options.timeoutMs ?? 10_000,
+    });
   }
 
   return {
