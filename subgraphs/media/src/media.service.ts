@@ -44,6 +44,11 @@ export interface CreateUploadRequest {
   mimeType: string;
   size: number;
   visibility: Visibility;
+  /**
+   * Services only: the person the file is for (their quota, their item), e.g. the ai service storing a generated
+   * image. A person may give only their own id (FORBIDDEN otherwise); a service must give one.
+   */
+  ownerId?: string | undefined;
 }
 
 export interface MediaServiceOptions {
@@ -92,6 +97,19 @@ export function contentFolder(ownerId: string, sha256: string): string {
   return `owners/${ownerId}/${sha256}`;
 }
 
+/** Whose an upload is: the viewer's own, or, for a service, the person it names. */
+function ownerOfUpload(viewer: Viewer, ownerId: string | undefined): string {
+  if (isService(viewer)) {
+    if (!ownerId)
+      throw badUserInput('A service must name the person the upload is for', { field: 'ownerId' });
+    return ownerId;
+  }
+  if (ownerId !== undefined && ownerId !== viewer.userId) {
+    throw forbidden('Only services may upload for someone else');
+  }
+  return viewer.userId;
+}
+
 /**
  * The media subgraph's use cases: starting uploads within limits and quota, reading and listing with access
  * checks, visibility, deletion (the files of a content go with the last item that references them), and the
@@ -106,6 +124,7 @@ export class MediaService {
     request: CreateUploadRequest,
   ): Promise<{ record: MediaRecord; expiresAt: Date }> {
     const { store, limits } = this.options;
+    const ownerId = ownerOfUpload(viewer, request.ownerId);
     const kind = this.options.kindOf(request.mimeType);
     if (!kind) {
       throw badUserInput(`Files of type ${request.mimeType} are not accepted`, { field: 'mimeType' });
@@ -117,10 +136,10 @@ export class MediaService {
         limit: max,
       });
     }
-    const used = await store.usedBytes(viewer.userId);
+    const used = await store.usedBytes(ownerId);
     if (used + request.size > limits.quotaBytes) {
       throw badUserInput(
-        `This upload would exceed your storage quota: ${used} of ${limits.quotaBytes} bytes are used`,
+        `This upload would exceed ${ownerId === viewer.userId ? 'your' : "the person's"} storage quota: ${used} of ${limits.quotaBytes} bytes are used`,
         { field: 'size', reason: 'QUOTA_EXCEEDED', limit: limits.quotaBytes, used },
       );
     }
@@ -128,7 +147,7 @@ export class MediaService {
     const expiresAt = new Date(now.getTime() + limits.urlTtlSeconds * 1000);
     const record: MediaRecord = {
       id: uuidv7(),
-      ownerId: viewer.userId,
+      ownerId,
       kind,
       filename: sanitizeFilename(request.filename),
       mimeType: request.mimeType,

@@ -24,6 +24,13 @@ const createUploadInput = z.object({
     .regex(/^[a-z0-9.+-]+\/[a-z0-9.+-]+$/, 'must be a MIME type such as image/jpeg'),
   size: z.number().int('must be a whole number of bytes').min(1, 'must be at least 1 byte'),
   visibility: visibility.default('PRIVATE'),
+  ownerId: z
+    .string()
+    .trim()
+    .min(1)
+    .max(128)
+    .nullish()
+    .transform((id) => id ?? undefined),
 });
 
 const cursor = idCursor('m:');

@@ -154,3 +154,32 @@ describe('the upload route', () => {
     expect((await fetch(url)).status).toBe(405);
   });
 });
+
+describe('uploads for someone else', () => {
+  const ai: Viewer = { userId: 'service:ai', sessionId: 'service', roles: ['service'], kind: 'service' };
+  const request = {
+    filename: 'made.png',
+    mimeType: 'image/png',
+    size: 1_000,
+    visibility: 'PRIVATE' as const,
+  };
+
+  it("a service's upload is the named person's item, counted in their quota", async () => {
+    const other: Viewer = { ...person, userId: uuidv7() };
+    const { record } = await service.createUpload(ai, { ...request, ownerId: other.userId });
+    expect(record.ownerId).toBe(other.userId);
+    expect(await store.usedBytes(other.userId)).toBe(1_000);
+    await expect(service.get(other, record.id)).resolves.toMatchObject({ id: record.id });
+  });
+
+  it('a service must name the person; a person may name only themselves', async () => {
+    await expect(service.createUpload(ai, request)).rejects.toMatchObject({
+      extensions: { code: 'BAD_USER_INPUT', field: 'ownerId' },
+    });
+    await expect(service.createUpload(person, { ...request, ownerId: uuidv7() })).rejects.toMatchObject({
+      extensions: { code: 'FORBIDDEN' },
+    });
+    const own = await service.createUpload(person, { ...request, ownerId: person.userId });
+    expect(own.record.ownerId).toBe(person.userId);
+  });
+});
