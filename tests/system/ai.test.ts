@@ -1,7 +1,15 @@
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { bearer, waitFor } from '@aiva/shared/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSseEvents } from '../../subgraphs/ai/test/streams/sse-reader.js';
-import { buildPdf } from '../../subgraphs/media/test/processing/fixtures.js';
+import {
+  buildPdf,
+  makeTempDir,
+  writePng,
+  writeTestAudio,
+} from '../../subgraphs/media/test/processing/fixtures.js';
 import { type ChatServer, startChatServer } from '../helpers/openai-chat-server.js';
 import { accountKit, codeOf } from '../helpers/security-kit.js';
 import { tusUpload } from '../helpers/tus.js';
@@ -10,7 +18,9 @@ import { type RunningSystem, startSystem } from './helpers/system.js';
 // The AI subgraph as `pnpm start` runs it (its own process, its stream route on the gateway's public port), its
 // chat model a local server speaking OpenAI's wire format (as a local Ollama would): replies stream as
 // server-sent events through the gateway, resume after a dropped connection, and are stored; knowledge is the
-// person's own and grounds the replies that ask for it; the daily quota holds.
+// person's own and grounds the replies that ask for it; the daily quota holds. The same server, as OpenAI, makes
+// images and speech (a real PNG and MP3), which ai stores through media's upload flow as the person's media (with
+// a service token auth issued for ai's credential), and transcribes the person's audio, read from media.
 
 const DELTAS = Array.from({ length: 12 }, (_, i) => `word${i} `);
 const QUOTA = 6;
@@ -18,13 +28,33 @@ let chat: ChatServer;
 let system: RunningSystem;
 const kit = accountKit(() => system.gatewayUrl, 'ai');
 
+let files: { dir: string; cleanup: () => Promise<void> };
+/** A 2-second tone as MP3, what the speech route answers and what a person uploads to transcribe. */
+let mp3: Buffer;
+
 beforeAll(async () => {
-  chat = await startChatServer({ deltas: DELTAS, intervalMs: 60 });
+  files = await makeTempDir('ai-system');
+  await writePng(join(files.dir, 'made.png'), 320, 200);
+  await writeTestAudio(join(files.dir, 'tone.mp3'), 2);
+  mp3 = await readFile(join(files.dir, 'tone.mp3'));
+  chat = await startChatServer({
+    deltas: DELTAS,
+    intervalMs: 60,
+    image: await readFile(join(files.dir, 'made.png')),
+    speech: { bytes: mp3, mimeType: 'audio/mpeg' },
+  });
   system = await startSystem({
     env: {
       OPENAI_COMPATIBLE_BASE_URL: chat.url,
       OPENAI_COMPATIBLE_NAME: 'ollama',
       AI_CHAT_MODELS: 'ollama:llama3.2',
+      // The same server as OpenAI, for images, speech and transcription; embeddings stay local (lexical).
+      OPENAI_API_KEY: 'sk-test-not-a-real-key',
+      OPENAI_BASE_URL: chat.url,
+      AI_IMAGE_MODELS: 'openai:gpt-image-1',
+      AI_SPEECH_MODELS: 'openai:gpt-4o-mini-tts',
+      AI_TRANSCRIPTION_MODELS: 'openai:whisper-1',
+      AI_EMBEDDING_MODELS: 'none',
       AI_DAILY_REQUESTS: String(QUOTA),
     },
   });
@@ -33,6 +63,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await system?.stop('SIGKILL');
   await chat?.close();
+  await files?.cleanup();
 });
 
 const SEND = `mutation Send($conversationId: ID!, $content: String!, $useKnowledge: Boolean) {
@@ -260,5 +291,144 @@ describe('the AI subgraph through the gateway', { timeout: 120_000 }, () => {
     const refused = await kit.call(SEND, { conversationId, content: 'One more' }, person.accessToken);
     expect(codeOf(refused)).toBe('RATE_LIMITED');
     expect(refused.body.errors?.[0]?.extensions?.retryAfter).toBeGreaterThan(0);
+  });
+
+  it("stores a generated image and speech as the person's media, processed by media", async () => {
+    const person = await kit.signUp();
+    type Made = {
+      media: { id: string; kind: string; mimeType: string; owner: { id: string } };
+      model: string;
+    };
+    const image = await kit.call<{ generateImage: Made }>(
+      `mutation($prompt: String!) {
+        generateImage(prompt: $prompt, size: "1024x1024") { model media { id kind mimeType owner { id } } }
+      }`,
+      { prompt: 'A lighthouse at dusk' },
+      person.accessToken,
+    );
+    expect(image.body.errors).toBeUndefined();
+    expect(image.body.data?.generateImage).toMatchObject({
+      model: 'openai:gpt-image-1',
+      media: { kind: 'IMAGE', mimeType: 'image/png', owner: { id: person.user.id } },
+    });
+    expect(chat.calls.find((c) => c.path === '/v1/images/generations')?.body).toMatchObject({
+      prompt: 'A lighthouse at dusk',
+      size: '1024x1024',
+    });
+    const speech = await kit.call<{ synthesizeSpeech: Made }>(
+      `mutation { synthesizeSpeech(text: "Good evening", voice: "alloy") {
+        model media { id kind mimeType owner { id } } } }`,
+      {},
+      person.accessToken,
+    );
+    expect(speech.body.errors).toBeUndefined();
+    expect(speech.body.data?.synthesizeSpeech).toMatchObject({
+      model: 'openai:gpt-4o-mini-tts',
+      media: { kind: 'AUDIO', mimeType: 'audio/mpeg', owner: { id: person.user.id } },
+    });
+    expect(chat.calls.find((c) => c.path === '/v1/audio/speech')?.body).toMatchObject({
+      input: 'Good evening',
+      voice: 'alloy',
+    });
+
+    // Media processes them like any upload: renditions of the image, the duration of the audio.
+    type Item = {
+      media: { status: string; variants: Array<{ name: string }>; durationSeconds: number | null };
+    };
+    const ready = (id: string) =>
+      waitFor(
+        async () => {
+          const item = await kit.call<Item>(
+            'query($id: ID!) { media(id: $id) { status durationSeconds variants { name } } }',
+            { id },
+            person.accessToken,
+          );
+          const media = item.body.data?.media;
+          return media && media.status !== 'UPLOADED' && media.status !== 'PROCESSING' ? media : undefined;
+        },
+        60_000,
+        'media to process it',
+      );
+    const imageItem = await ready(image.body.data?.generateImage.media.id ?? '');
+    expect(imageItem.status).toBe('READY');
+    expect(imageItem.variants.map((v) => v.name)).toContain('thumbnail.webp');
+    const audioItem = await ready(speech.body.data?.synthesizeSpeech.media.id ?? '');
+    expect(audioItem.status).toBe('READY');
+    expect(audioItem.durationSeconds).toBeGreaterThan(1.5);
+
+    // Another person sees neither.
+    const other = await kit.signUp();
+    const peek = await kit.call(
+      'query($id: ID!) { media(id: $id) { id } }',
+      { id: image.body.data?.generateImage.media.id },
+      other.accessToken,
+    );
+    expect(codeOf(peek)).toBe('FORBIDDEN');
+  });
+
+  it("transcribes the person's own audio, and no one else's", async () => {
+    const person = await kit.signUp();
+    const created = await kit.call<{ createUpload: { uploadUrl: string; media: { id: string } } }>(
+      'mutation($input: CreateUploadInput!) { createUpload(input: $input) { uploadUrl media { id } } }',
+      { input: { filename: 'tone.mp3', mimeType: 'audio/mpeg', size: mp3.length } },
+      person.accessToken,
+    );
+    const { uploadUrl, media } = created.body.data?.createUpload ?? { uploadUrl: '', media: { id: '' } };
+    expect((await tusUpload(uploadUrl, mp3)).status).toBe(204);
+    const TRANSCRIBE =
+      'mutation($id: ID!) { transcribe(mediaId: $id) { text durationSeconds model media { id filename } } }';
+    const heard = await kit.call<{
+      transcribe: {
+        text: string;
+        durationSeconds: number;
+        model: string;
+        media: { id: string; filename: string };
+      };
+    }>(TRANSCRIBE, { id: media.id }, person.accessToken);
+    expect(heard.body.errors).toBeUndefined();
+    // The provider got the uploaded bytes, whole, as what media found them to be.
+    expect(heard.body.data?.transcribe).toEqual({
+      text: `heard ${mp3.length} bytes of audio/mpeg`,
+      durationSeconds: 2,
+      model: 'openai:whisper-1',
+      media: { id: media.id, filename: 'tone.mp3' },
+    });
+    const other = await kit.signUp();
+    expect(codeOf(await kit.call(TRANSCRIBE, { id: media.id }, other.accessToken))).toBe('FORBIDDEN');
+    expect(codeOf(await kit.call(TRANSCRIBE, { id: randomUUID() }, person.accessToken))).toBe('NOT_FOUND');
+  });
+
+  it('keeps the chat model a conversation asked for, and refuses one that is not configured', async () => {
+    const person = await kit.signUp();
+    const create = 'mutation($m: String) { createConversation(input: { model: $m }) { id model } }';
+    const chosen = await kit.call<{ createConversation: { model: string } }>(
+      create,
+      { m: 'ollama:llama3.2' },
+      person.accessToken,
+    );
+    expect(chosen.body.data?.createConversation.model).toBe('ollama:llama3.2');
+    const refused = await kit.call(create, { m: 'openai:gpt-4o' }, person.accessToken);
+    expect(codeOf(refused)).toBe('BAD_USER_INPUT');
+    expect(refused.body.errors?.[0]?.extensions?.field).toBe('model');
+    expect(refused.body.errors?.[0]?.message).toContain('ollama:llama3.2');
+  });
+
+  it('refuses prompts and texts over their limits before any provider is called', async () => {
+    const person = await kit.signUp();
+    const calls = chat.calls.length;
+    const long = await kit.call(
+      'mutation($p: String!) { generateImage(prompt: $p) { model } }',
+      { p: 'x'.repeat(4_001) },
+      person.accessToken,
+    );
+    expect(codeOf(long)).toBe('BAD_USER_INPUT');
+    expect(long.body.errors?.[0]?.extensions?.field).toBe('prompt');
+    const badVoice = await kit.call(
+      'mutation { synthesizeSpeech(text: "Hi", voice: "../etc") { model } }',
+      {},
+      person.accessToken,
+    );
+    expect(codeOf(badVoice)).toBe('BAD_USER_INPUT');
+    expect(chat.calls.length).toBe(calls);
   });
 });

@@ -3,8 +3,9 @@ import {
   type AccessTokenVerifier,
   createDependencyMonitor,
   createLogger,
-  createRoutingFollower,
   createServiceEvents,
+  createServiceRouting,
+  createServiceTokenSource,
   createSubgraphServer,
   discoveryFromEnv,
   introspectionOf,
@@ -12,17 +13,17 @@ import {
   loadTypeDefs,
   mongoTimeoutsOf,
   operationLimitsOf,
-  ServiceRouter,
   type SessionRevocations,
   type SubgraphApp,
   type SubgraphAppOptions,
+  serviceCredentialOf,
   serviceEventsConfigOf,
-  staticSubgraphUrls,
   subgraphTokenVerifier,
 } from '@aiva/shared';
 import type { AiConfig } from './config.js';
 import { ConversationService } from './conversation.service.js';
 import { subscribeConsumers } from './events.js';
+import { GenerationService } from './generation.service.js';
 import {
   createQdrantStore,
   LexicalEmbedder,
@@ -31,7 +32,7 @@ import {
   type VectorStore,
 } from './knowledge/index.js';
 import { type EmbedTexts, KnowledgeService, localEmbedder, providerEmbedder } from './knowledge.service.js';
-import { fetchMediaText } from './media-text.js';
+import { createMediaClient } from './media-client.js';
 import { type AiModels, createAiModels, providerRegistryOf } from './providers/index.js';
 import { type AiContext, createResolvers, streamUrlOf } from './resolvers.js';
 import type { AiStore } from './store/ai.store.js';
@@ -160,17 +161,28 @@ export async function createAiApp(options: AiAppOptions): Promise<AiApp> {
     ...serviceEventsConfigOf(config),
   });
   // Other services are called on an instance from the routing table (the supergraph's URLs until it answers).
-  const follower =
-    (options.discovery ?? true)
-      ? createRoutingFollower({ orchestratorUrl: config.ORCHESTRATOR_URL, logger })
-      : undefined;
-  const router = new ServiceRouter({
-    ...(follower ? { routing: follower } : {}),
-    fallback: staticSubgraphUrls(),
+  const routing = createServiceRouting({
+    orchestratorUrl: config.ORCHESTRATOR_URL,
+    follow: options.discovery ?? true,
+    logger,
   });
-  follower?.start();
-  const mediaText = (textUrl: string) =>
-    fetchMediaText(router, textUrl, { maxChars: config.AI_MAX_DOCUMENT_CHARS });
+  const { router } = routing;
+  routing.start();
+  // ai calls media as `service:ai`, with tokens auth issues for its credential.
+  const serviceTokens = createServiceTokenSource({
+    service: EVENT_SOURCE,
+    credential: await serviceCredentialOf(config, EVENT_SOURCE),
+    router,
+  });
+  const media = createMediaClient({ router, token: (signal) => serviceTokens.token(signal) });
+  const generation = new GenerationService({
+    models,
+    media,
+    meter,
+    maxTranscriptionBytes: config.AI_MAX_TRANSCRIPTION_BYTES,
+    logger,
+  });
+  const mediaText = (textUrl: string) => media.readText(textUrl, config.AI_MAX_DOCUMENT_CHARS);
   const subscriptions = await subscribeConsumers(events.bus, store, knowledge, mediaText, logger);
   const housekeeping = setInterval(() => {
     conversations
@@ -188,6 +200,7 @@ export async function createAiApp(options: AiAppOptions): Promise<AiApp> {
     typeDefs: aiTypeDefs,
     resolvers: createResolvers({
       conversations,
+      generation,
       knowledge,
       models,
       meter,
@@ -195,6 +208,8 @@ export async function createAiApp(options: AiAppOptions): Promise<AiApp> {
         messageChars: config.AI_MAX_MESSAGE_CHARS,
         documentChars: config.AI_MAX_DOCUMENT_CHARS,
         queryChars: config.AI_MAX_QUERY_CHARS,
+        imagePromptChars: config.AI_MAX_IMAGE_PROMPT_CHARS,
+        speechChars: config.AI_MAX_SPEECH_CHARS,
       },
       streamUrl: streamUrlOf(config.AI_PUBLIC_URL),
       usageTotals: (day) => store.usageTotals(day),
@@ -221,7 +236,7 @@ export async function createAiApp(options: AiAppOptions): Promise<AiApp> {
         for (const subscription of subscriptions) await subscription.stop();
       },
       () => conversations.close(),
-      async () => follower?.stop(),
+      () => routing.stop(),
       ...events.closers,
       () => runs.close(),
       () => vectors.close(),

@@ -18,8 +18,9 @@ export const aiEnvSchema = commonEnvSchema
     /** Without QDRANT_URL: the sqlite-vec file; default `<DATA_DIR>/ai-vectors.sqlite`. */
     AI_VECTORS_DB_FILE: z.string().optional(),
     /**
-     * Without an embedding provider: a local ONNX model directory (Transformers.js, `@huggingface/transformers`
-     * installed; never downloaded at run time) for semantic embeddings. Unset: the local lexical embedder.
+     * Without an embedding provider: a local sentence-transformers model exported for Transformers.js (a
+     * directory with config.json, tokenizer.json, tokenizer_config.json, onnx/model.onnx; read from disk, never
+     * downloaded) for semantic embeddings on the CPU. Unset: the local lexical embedder.
      */
     AI_LOCAL_MODEL_DIR: z.string().optional(),
     /** Without REDIS_URL: the run log of reply streams the instances on this machine share. */
@@ -42,6 +43,12 @@ export const aiEnvSchema = commonEnvSchema
     AI_MAX_DOCUMENT_CHARS: env.positiveInt(1_000_000),
     /** Longest `semanticSearch` query, in characters. */
     AI_MAX_QUERY_CHARS: env.positiveInt(2_000),
+    /** Longest `generateImage` prompt, in characters. */
+    AI_MAX_IMAGE_PROMPT_CHARS: env.positiveInt(4_000),
+    /** Longest `synthesizeSpeech` text, in characters (OpenAI's limit). */
+    AI_MAX_SPEECH_CHARS: env.positiveInt(4_096),
+    /** Largest audio or video `transcribe` sends to a provider, in bytes (OpenAI's limit: 25 MiB). */
+    AI_MAX_TRANSCRIPTION_BYTES: env.positiveInt(25 * 1024 * 1024),
   })
   .superRefine((config, ctx) => checkAiProviderEnv(config, ctx));
 export type AiConfig = z.infer<typeof aiEnvSchema>;

@@ -86,14 +86,31 @@ export class ConversationService {
 
   constructor(private readonly options: ConversationServiceOptions) {}
 
-  /** A new conversation (its replies come from the configured chat models, in their order). */
-  async create(viewer: Viewer, input: { title?: string | null }): Promise<ConversationRecord> {
+  /**
+   * A new conversation. Its replies come from `model` (`provider:model`, one of the configured chat models) with
+   * the others as fallbacks, or from the configured chat models in their order.
+   */
+  async create(
+    viewer: Viewer,
+    input: { title?: string | null; model?: string | null },
+  ): Promise<ConversationRecord> {
+    if (input.model) {
+      const chat = this.options.models.configured().chat.map((m) => `${m.provider}:${m.model}`);
+      if (!chat.includes(input.model)) {
+        throw badUserInput(
+          chat.length > 0
+            ? `${input.model} is not a configured chat model (configured: ${chat.join(', ')})`
+            : new NotConfiguredError('chat').message,
+          { field: 'model' },
+        );
+      }
+    }
     const now = new Date();
     const record: ConversationRecord = {
       id: uuidv7(),
       ownerId: viewer.userId,
       title: input.title ?? 'New conversation',
-      model: null,
+      model: input.model ?? null,
       createdAt: now,
       updatedAt: now,
     };
@@ -167,7 +184,7 @@ export class ConversationService {
     const history = await this.options.store.recentMessages(conversationId, this.options.contextMessages);
     await this.options.store.addExchange(question, reply);
     await this.options.runs.create(reply.id, viewer.userId, this.options.streamTtlMs);
-    const writing = this.write(reply, [...history, question], useKnowledge).finally(() =>
+    const writing = this.write(reply, [...history, question], useKnowledge, conversation.model).finally(() =>
       this.writing.delete(writing),
     );
     this.writing.add(writing);
@@ -175,7 +192,12 @@ export class ConversationService {
   }
 
   /** Writes one reply: grounding, the streamed text, the stored outcome, the usage; its stream ends either way. */
-  private async write(reply: MessageRecord, history: MessageRecord[], useKnowledge: boolean): Promise<void> {
+  private async write(
+    reply: MessageRecord,
+    history: MessageRecord[],
+    useKnowledge: boolean,
+    model: string | null,
+  ): Promise<void> {
     const { store, models, meter, logger } = this.options;
     const writer = new RunWriter(this.options.runs, reply.id);
     const signal = this.stopping.signal;
@@ -196,6 +218,7 @@ export class ConversationService {
         .map((m) => ({ role: m.role, content: m.content }));
       const stream = models.streamChat({
         messages,
+        model,
         system: hits.length > 0 ? groundedPrompt(hits) : SYSTEM_PROMPT,
         signal,
       });

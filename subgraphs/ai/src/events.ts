@@ -9,7 +9,7 @@ export const CONSUMERS = {
   mediaRemoval: 'ai.media-removal',
 } as const;
 
-/** Fetches a processed document's text (see media-text.ts). */
+/** Fetches a processed document's text (see MediaClient.readText). */
 export type MediaTextSource = (textUrl: string) => Promise<string>;
 
 /** A document processed by media joins its owner's knowledge (indexing it again replaces its chunks). */

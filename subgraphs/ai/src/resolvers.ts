@@ -10,6 +10,7 @@ import {
 } from '@aiva/shared';
 import { z } from 'zod';
 import type { ConversationService } from './conversation.service.js';
+import type { Generated, GenerationService } from './generation.service.js';
 import type { KnowledgeHit, KnowledgeService } from './knowledge.service.js';
 import type { AiModels } from './providers/index.js';
 import type {
@@ -29,6 +30,8 @@ export interface InputLimits {
   messageChars: number;
   documentChars: number;
   queryChars: number;
+  imagePromptChars: number;
+  speechChars: number;
 }
 
 const id = (what: string) => z.uuid(`must be a ${what} id`);
@@ -39,6 +42,15 @@ const conversationCursor = idCursor('c:');
 const messageCursor = idCursor('m:');
 
 const upper = (value: string) => value.toUpperCase();
+
+/** A trimmed, non-empty text of at most `max` characters. */
+const text = (max: number) =>
+  z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
+
+const presentGenerated = (made: Generated) => ({
+  media: { __typename: 'Media', id: made.mediaId },
+  model: made.model,
+});
 
 function presentCitation(citation: Citation) {
   return {
@@ -65,6 +77,7 @@ function presentMessage(message: MessageRecord) {
 const presentConversation = (conversation: ConversationRecord) => ({
   id: conversation.id,
   title: conversation.title,
+  model: conversation.model,
   createdAt: conversation.createdAt.toISOString(),
   updatedAt: conversation.updatedAt.toISOString(),
 });
@@ -92,6 +105,7 @@ const presentUsage = (usage: Omit<UsageRecord, 'ownerId'> & { people?: number })
 
 export interface AiResolverDeps {
   conversations: ConversationService;
+  generation: GenerationService;
   knowledge: KnowledgeService;
   models: AiModels;
   meter: UsageMeter;
@@ -209,8 +223,19 @@ export function createResolvers(deps: AiResolverDeps) {
     Mutation: {
       createConversation: async (_: unknown, args: { input?: unknown }, ctx: AiContext) => {
         const viewer = requireUser(ctx);
-        const input = parseInput(z.object({ title: title.nullish() }).nullish(), args.input, 'input');
-        return presentConversation(await conversations.create(viewer, { title: input?.title ?? null }));
+        const input = parseInput(
+          z
+            .object({
+              title: title.nullish(),
+              model: z.string().trim().min(1).max(200, 'must be at most 200 characters').nullish(),
+            })
+            .nullish(),
+          args.input,
+          'input',
+        );
+        return presentConversation(
+          await conversations.create(viewer, { title: input?.title ?? null, model: input?.model ?? null }),
+        );
       },
       sendMessage: async (_: unknown, args: unknown, ctx: AiContext) => {
         const viewer = requireUser(ctx);
@@ -256,6 +281,47 @@ export function createResolvers(deps: AiResolverDeps) {
         );
         await deps.meter.check(viewer.userId, 'embedding');
         return presentDocument(await knowledge.indexNote(viewer.userId, input.title, input.text));
+      },
+      generateImage: async (_: unknown, args: unknown, ctx: AiContext) => {
+        const viewer = requireUser(ctx);
+        const input = parseInput(
+          z.object({
+            prompt: text(limits.imagePromptChars),
+            size: z
+              .string()
+              .regex(/^\d{2,4}x\d{2,4}$/, 'must be WIDTHxHEIGHT, e.g. 1024x1024')
+              .nullish(),
+          }),
+          args,
+        );
+        const size = (input.size ?? undefined) as `${number}x${number}` | undefined;
+        return presentGenerated(await deps.generation.image(viewer, input.prompt, size));
+      },
+      synthesizeSpeech: async (_: unknown, args: unknown, ctx: AiContext) => {
+        const viewer = requireUser(ctx);
+        const input = parseInput(
+          z.object({
+            text: text(limits.speechChars),
+            voice: z
+              .string()
+              .trim()
+              .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a voice name or id (letters, digits, - and _)')
+              .nullish(),
+          }),
+          args,
+        );
+        return presentGenerated(await deps.generation.speech(viewer, input.text, input.voice ?? undefined));
+      },
+      transcribe: async (_: unknown, args: { mediaId: unknown }, ctx: AiContext) => {
+        const viewer = requireUser(ctx);
+        const mediaId = parseInput(id('media'), args.mediaId, 'mediaId');
+        const result = await deps.generation.transcribe(viewer, mediaId);
+        return {
+          media: { __typename: 'Media', id: result.mediaId },
+          text: result.text,
+          durationSeconds: result.durationSeconds,
+          model: result.model,
+        };
       },
       deleteDocument: async (_: unknown, args: { id: unknown }, ctx: AiContext) => {
         const viewer = requireUser(ctx);

@@ -70,7 +70,8 @@ export const aiProviderEnvSchema = z.object({
     .default('local'),
   /**
    * Ordered `provider:model` candidates per capability, comma-separated: the first is used, the next ones when
-   * it fails (see policy.ts). Unset: defaults from the keys that are set (see DEFAULT_MODELS).
+   * it fails (see policy.ts). Unset: defaults from the keys that are set (see DEFAULT_MODELS). `none`: the
+   * capability is off whatever keys are set (for embeddings: the local embedder).
    */
   AI_CHAT_MODELS: z.string().optional(),
   /**
@@ -245,6 +246,9 @@ function defaultCandidates(capability: Capability, providers: Record<string, Pro
 
 const CAPABILITIES = Object.keys(CAPABILITY_VARIABLES) as Capability[];
 
+/** The AI_*_MODELS value that turns a capability off. */
+const NONE = 'none';
+
 /** The AI_*_MODELS value of a capability. */
 function modelsVariable(config: AiProviderEnv, capability: Capability): string | undefined {
   const values: Record<Capability, string | undefined> = {
@@ -271,6 +275,10 @@ function buildRegistry(config: AiProviderEnv): { registry: ProviderRegistry; pro
     const value = modelsVariable(config, capability);
     if (value === undefined || value.trim() === '') {
       candidates[capability] = defaultCandidates(capability, providers);
+      continue;
+    }
+    if (value.trim().toLowerCase() === NONE) {
+      candidates[capability] = [];
       continue;
     }
     const parsed = parseCandidates(capability, value, config, providers);

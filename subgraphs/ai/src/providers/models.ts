@@ -29,6 +29,8 @@ export interface ChatResult {
 
 export interface ChatInput {
   messages: ModelMessage[];
+  /** `provider:model` of a configured chat candidate to try first; the others stay its fallbacks. */
+  model?: string | null;
   system?: string;
   signal?: AbortSignal;
   maxOutputTokens?: number;
@@ -116,7 +118,9 @@ export function createAiModels(registry: ProviderRegistry, options: AiModelsOpti
 
   return {
     streamChat(input) {
-      const candidates = candidatesOf('chat');
+      const configured = candidatesOf('chat');
+      const preferred = configured.find((c) => idOf(c) === input.model);
+      const candidates = preferred ? [preferred, ...configured.filter((c) => c !== preferred)] : configured;
       return chatStreamOf(() => runChat(candidates, input));
     },
 

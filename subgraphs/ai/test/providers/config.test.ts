@@ -50,6 +50,18 @@ describe('AI provider configuration', () => {
     });
   });
 
+  it('turns a capability off with none, whatever keys are set', () => {
+    expect(
+      idsOf(registryOf({ OPENAI_API_KEY: 'k', AI_EMBEDDING_MODELS: 'none', AI_IMAGE_MODELS: ' None ' })),
+    ).toEqual({
+      chat: ['openai:gpt-4o-mini'],
+      embedding: [],
+      image: [],
+      transcription: ['openai:whisper-1'],
+      speech: ['openai:gpt-4o-mini-tts'],
+    });
+  });
+
   it('chains the default chat models of every key, but keeps a single embedding model', () => {
     const registry = registryOf({
       GOOGLE_GENERATIVE_AI_API_KEY: 'g',

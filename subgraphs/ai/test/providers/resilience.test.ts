@@ -31,6 +31,24 @@ describe('provider fallback, timeouts and failures', () => {
       ...extra,
     });
 
+  it("tries a conversation's chosen model first, the others staying its fallbacks", async () => {
+    const { models } = bothProviders();
+    const chosen = await readAll(
+      models.streamChat({ messages: ask('Hi'), model: 'google:gemini-2.0-flash' }),
+    );
+    expect(chosen.deltas).toEqual(GOOGLE_DELTAS);
+    expect(openai.requests).toHaveLength(0);
+    google.failNext(1, 401);
+    const fallback = await readAll(
+      models.streamChat({ messages: ask('Hi'), model: 'google:gemini-2.0-flash' }),
+    );
+    expect(fallback.deltas).toEqual(OPENAI_DELTAS);
+    // A model that is not configured changes nothing: the configured order.
+    openai.reset();
+    const unknown = await readAll(models.streamChat({ messages: ask('Hi'), model: 'openai:gpt-5' }));
+    expect(unknown.deltas).toEqual(OPENAI_DELTAS);
+  });
+
   it('times a hanging provider out and streams the chat from the second one', async () => {
     openai.hangNext(1);
     const { models, attempts } = bothProviders();
