@@ -16,6 +16,9 @@ COPY tests/package.json tests/
 RUN pnpm install --frozen-lockfile
 COPY . .
 RUN pnpm build
+# The ONNX runtime of the local embedder (AI_LOCAL_MODEL_DIR) ships binaries for every OS: keep Linux's (~220 MB less).
+RUN find node_modules/.pnpm -maxdepth 6 -path '*/onnxruntime-node/bin/napi-v*/*' -type d \
+  \( -name darwin -o -name win32 \) -prune -exec rm -rf {} +
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production HOST=0.0.0.0 DATA_DIR=/data

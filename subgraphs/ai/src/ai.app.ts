@@ -84,21 +84,29 @@ function openVectorStore(config: AiConfig): VectorStore {
   });
 }
 
-/** The configured embedding provider, else a local ONNX model directory, else the lexical embedder. */
-async function embedderOf(config: AiConfig, models: AiModels, logger: Logger): Promise<EmbedTexts> {
+/**
+ * The configured embedding provider, else a local ONNX model directory, else the lexical embedder; `close`
+ * releases the ONNX session.
+ */
+async function embedderOf(
+  config: AiConfig,
+  models: AiModels,
+  logger: Logger,
+): Promise<{ embed: EmbedTexts; close(): Promise<void> }> {
+  const nothingToClose = async () => {};
   if (models.configured().embedding.length > 0) {
     logger.info({ models: models.configured().embedding }, 'embeddings from the configured provider');
-    return providerEmbedder(models);
+    return { embed: providerEmbedder(models), close: nothingToClose };
   }
   if (config.AI_LOCAL_MODEL_DIR) {
     const onnx = await OnnxEmbedder.fromDirectory(config.AI_LOCAL_MODEL_DIR);
     logger.info({ model: onnx.model, dimensions: onnx.dimensions }, 'embeddings from a local ONNX model');
-    return localEmbedder(onnx);
+    return { embed: localEmbedder(onnx), close: () => onnx.close() };
   }
   logger.info(
     'embeddings from the local lexical embedder (words, not meaning): set AI_EMBEDDING_MODELS or AI_LOCAL_MODEL_DIR for semantic search',
   );
-  return localEmbedder(new LexicalEmbedder());
+  return { embed: localEmbedder(new LexicalEmbedder()), close: nothingToClose };
 }
 
 /** Redis streams with REDIS_URL (any instance), else a SQLite file the instances on this machine share. */
@@ -122,7 +130,7 @@ export async function createAiApp(options: AiAppOptions): Promise<AiApp> {
   });
   logger.info({ chat: models.configured().chat.map((m) => `${m.provider}:${m.model}`) }, 'AI models');
   const vectors = openVectorStore(config);
-  const embed = await embedderOf(config, models, logger);
+  const embedder = await embedderOf(config, models, logger);
   const runs = await openRunLog(config);
   const dependencies = createDependencyMonitor(logger);
   const tokens = await subgraphTokenVerifier({
@@ -136,7 +144,7 @@ export async function createAiApp(options: AiAppOptions): Promise<AiApp> {
   const knowledge = new KnowledgeService({
     store,
     vectors,
-    embed,
+    embed: embedder.embed,
     meter: async (ownerId, capability, used) => {
       await meter.record(ownerId, capability, used, 0);
     },
@@ -240,6 +248,7 @@ export async function createAiApp(options: AiAppOptions): Promise<AiApp> {
       ...events.closers,
       () => runs.close(),
       () => vectors.close(),
+      () => embedder.close(),
       () => tokens.close(),
       () => store.close(),
     ],

@@ -1,32 +1,7 @@
-import { basename, dirname, resolve } from 'node:path';
+import { access } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import type { FeatureExtractionPipeline, Tensor } from '@huggingface/transformers';
 import { type Embedder, throwIfAborted } from './embedder.js';
-
-/**
- * The package that runs ONNX models. It is NOT a dependency yet: the name is held in a variable so that the
- * TypeScript build neither needs nor checks it, and `fromDirectory` fails with a clear message until it is added.
- */
-const TRANSFORMERS_PACKAGE: string = '@huggingface/transformers';
-
-/** The part of a transformers.js tensor read here. */
-interface TensorLike {
-  dims: number[];
-  data: ArrayLike<number>;
-}
-
-type FeatureExtractor = (
-  texts: string[],
-  options: { pooling: 'mean'; normalize: boolean },
-) => Promise<TensorLike>;
-
-/** The part of `@huggingface/transformers` used here. */
-interface TransformersModule {
-  env: { allowRemoteModels: boolean; allowLocalModels: boolean; localModelPath: string };
-  pipeline(
-    task: 'feature-extraction',
-    model: string,
-    options?: Record<string, unknown>,
-  ): Promise<FeatureExtractor>;
-}
 
 export interface OnnxEmbedderOptions {
   /** The model name recorded with the vectors (default `onnx:<directory name>`). */
@@ -35,34 +10,50 @@ export interface OnnxEmbedderOptions {
   batchSize?: number;
 }
 
-async function loadTransformers(): Promise<TransformersModule> {
-  try {
-    return (await import(TRANSFORMERS_PACKAGE)) as TransformersModule;
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+/** The files of a Transformers.js `feature-extraction` export that must be in the model directory. */
+export const ONNX_MODEL_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx'];
+
+/** Rows of a `[n, dimensions]` tensor as vectors. */
+function rowsOf(tensor: Tensor, expected: number): Float32Array[] {
+  const [rows, dimensions] = tensor.dims;
+  if (rows !== expected || dimensions === undefined || tensor.dims.length !== 2) {
+    throw new Error(`OnnxEmbedder: expected ${expected} embeddings, got a tensor of shape [${tensor.dims}]`);
+  }
+  const data = tensor.data as ArrayLike<number>;
+  return Array.from({ length: rows }, (_, row) => {
+    const vector = Float32Array.from({ length: dimensions }, (_, i) => Number(data[row * dimensions + i]));
+    // Normalising a zero mean (a text with nothing to embed) divides by zero: that text gets the zero vector.
+    return vector.every(Number.isFinite) ? vector : new Float32Array(dimensions);
+  });
+}
+
+/** Fails with the files missing from `dir`, before Transformers.js is even loaded. */
+async function checkModelDirectory(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (const file of ONNX_MODEL_FILES) {
+    try {
+      await access(join(dir, file));
+    } catch {
+      missing.push(file);
+    }
+  }
+  if (missing.length > 0) {
     throw new Error(
-      `OnnxEmbedder needs the ${TRANSFORMERS_PACKAGE} package, which is not installed (${reason}). ` +
-        'Add it to @aiva/ai, or use the lexical embedder.',
+      `OnnxEmbedder: no usable model in ${dir} (missing ${missing.join(', ')}). AI_LOCAL_MODEL_DIR must be a ` +
+        'sentence-transformers model exported for Transformers.js (config.json, tokenizer.json, ' +
+        'tokenizer_config.json, onnx/model.onnx); models are never downloaded.',
     );
   }
 }
 
-/** Rows of a `[n, dimensions]` tensor as vectors. */
-function rowsOf(tensor: TensorLike, expected: number): Float32Array[] {
-  const [rows, dimensions] = tensor.dims;
-  if (rows !== expected || dimensions === undefined) {
-    throw new Error(`OnnxEmbedder: expected ${expected} embeddings, got a tensor of shape [${tensor.dims}]`);
-  }
-  return Array.from({ length: rows }, (_, row) =>
-    Float32Array.from({ length: dimensions }, (_, i) => tensor.data[row * dimensions + i]!),
-  );
-}
-
 /**
  * A semantic embedder running a local sentence-transformers model in ONNX form (a directory with
- * `config.json`, `tokenizer.json` and `onnx/model.onnx`, as exported for transformers.js) through
- * `@huggingface/transformers`: mean pooling, L2-normalised. Never downloads: remote models are disabled, the
- * model must be on disk. UNTESTED in this repository until that package and a model are available.
+ * `config.json`, `tokenizer.json`, `tokenizer_config.json` and `onnx/model.onnx`, as exported for
+ * Transformers.js, e.g. `sentence-transformers/all-MiniLM-L6-v2`) through `@huggingface/transformers` on
+ * onnxruntime-node's CPU backend: mean pooling, L2-normalised. Never downloads: the directory is read as a
+ * path, with `local_files_only` and remote models disabled, so a missing file is an error, not a request.
+ * Transformers.js (and onnxruntime) is imported on the first `fromDirectory`, so services that do not use a
+ * local model never load it. Tested with a tiny model built at test time (test/knowledge/tiny-onnx-model.ts).
  */
 export class OnnxEmbedder implements Embedder {
   readonly kind = 'semantic' as const;
@@ -70,22 +61,33 @@ export class OnnxEmbedder implements Embedder {
   private constructor(
     readonly model: string,
     readonly dimensions: number,
-    private readonly extract: FeatureExtractor,
+    private readonly extract: FeatureExtractionPipeline,
     private readonly batchSize: number,
   ) {}
 
   /** Loads the model in `dir` and runs it once to learn its dimensions. */
   static async fromDirectory(dir: string, options: OnnxEmbedderOptions = {}): Promise<OnnxEmbedder> {
-    const transformers = await loadTransformers();
     const path = resolve(dir);
-    transformers.env.allowRemoteModels = false;
-    transformers.env.allowLocalModels = true;
-    transformers.env.localModelPath = `${dirname(path)}/`;
-    const name = basename(path);
-    const extract = await transformers.pipeline('feature-extraction', name);
-    const [probe] = rowsOf(await extract(['dimension probe'], { pooling: 'mean', normalize: true }), 1);
-    const batchSize = Math.max(1, Math.floor(options.batchSize ?? 16));
-    return new OnnxEmbedder(options.model ?? `onnx:${name}`, probe!.length, extract, batchSize);
+    await checkModelDirectory(path);
+    const { env, pipeline } = await import('@huggingface/transformers');
+    // Process-wide settings of Transformers.js: nothing in this service may fetch or cache a model.
+    env.allowRemoteModels = false;
+    env.allowLocalModels = true;
+    env.useFSCache = false;
+    // An absolute path is not a Hub model id: Transformers.js reads `<path>/<file>` as is.
+    const extract = await pipeline('feature-extraction', path, {
+      local_files_only: true,
+      device: 'cpu',
+      dtype: 'fp32',
+    });
+    try {
+      const [probe] = rowsOf(await extract(['dimension probe'], { pooling: 'mean', normalize: true }), 1);
+      const batchSize = Math.max(1, Math.floor(options.batchSize ?? 16));
+      return new OnnxEmbedder(options.model ?? `onnx:${basename(path)}`, probe!.length, extract, batchSize);
+    } catch (error) {
+      await extract.dispose();
+      throw error;
+    }
   }
 
   async embed(texts: string[], signal?: AbortSignal): Promise<Float32Array[]> {
@@ -95,6 +97,12 @@ export class OnnxEmbedder implements Embedder {
       const batch = texts.slice(from, from + this.batchSize);
       vectors.push(...rowsOf(await this.extract(batch, { pooling: 'mean', normalize: true }), batch.length));
     }
+    throwIfAborted(signal);
     return vectors;
+  }
+
+  /** Releases the ONNX session. */
+  async close(): Promise<void> {
+    await this.extract.dispose();
   }
 }
