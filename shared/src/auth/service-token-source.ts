@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { routedCall, ServiceUnavailableError } from '../discovery/routed-call.js';
 import type { ServiceRouter } from '../discovery/service-router.js';
 import { AivaError } from '../errors.js';
+import { untilAborted } from '../sleep.js';
 import { isServiceName } from './service-credentials.js';
 
 /** Auth's token endpoint (OAuth 2.0 client credentials, RFC 6749 §4.4), on auth's own port only. */
@@ -61,26 +62,6 @@ function unavailable(cause?: unknown): AivaError {
   });
   if (cause !== undefined) Object.defineProperty(error, 'cause', { value: cause, enumerable: false });
   return error;
-}
-
-/** Waits for `promise`, or throws the signal's reason when it aborts first. */
-function until<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 /**
@@ -181,7 +162,7 @@ export function createServiceTokenSource(options: ServiceTokenSourceOptions): Se
         // A caller that gave up does not leave the shared request's failure unhandled.
         inflight.catch(() => {});
       }
-      return until(
+      return untilAborted(
         inflight.then((fresh) => fresh.token),
         signal,
       );

@@ -4,5 +4,6 @@ export * from './bus.contract.js';
 export * from './cache.contract.js';
 export * from './graphql-client.js';
 export * from './infra.js';
+export * from './logs.js';
 export * from './mongo.js';
 export * from './tokens.js';

@@ -2,15 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import {
-  createLogger,
   createMemoryBus,
   loadConfig,
   registryToken,
   serviceCredential,
   serviceCredentialOf,
 } from '@aiva/shared';
+import { capturingLogger } from '@aiva/shared/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type AuthApp, authEnvSchema, createAuthApp } from '../src/index.js';
 
@@ -22,20 +21,10 @@ const TOKEN_PATH = '/oauth/token';
 let dataDir: string;
 let app: AuthApp;
 let url: string;
-let logLines: string[];
-
-function capturingLogger() {
-  const destination = new Writable({
-    write(chunk, _encoding, callback) {
-      logLines.push(String(chunk));
-      callback();
-    },
-  });
-  return createLogger('auth-test', { level: 'debug', destination });
-}
+const logs = capturingLogger('auth-test');
 
 beforeAll(async () => {
-  logLines = [];
+  logs.clear();
   dataDir = mkdtempSync(join(tmpdir(), 'aiva-oauth-token-'));
   app = await createAuthApp({
     config: loadConfig(authEnvSchema, {
@@ -44,7 +33,7 @@ beforeAll(async () => {
       LOG_LEVEL: 'debug',
       SERVICE_SECRET: SECRET,
     }),
-    logger: capturingLogger(),
+    logger: logs.logger,
     bus: createMemoryBus(),
     discovery: false,
     subgraphUrls: () => ({ users: 'http://127.0.0.1:9/graphql' }),
@@ -58,7 +47,7 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  logLines = [];
+  logs.clear();
 });
 
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
@@ -138,7 +127,7 @@ describe('POST /oauth/token', () => {
       expect(answer.headers.get('cache-control')).toBe('no-store');
       if (secret) expect(answer.text).not.toContain(secret);
     }
-    const log = logLines.join('');
+    const log = logs.text();
     expect(log).toContain('service token refused');
     expect(log).toContain('"clientId":"ai"');
     expect(log).not.toContain(wrong);

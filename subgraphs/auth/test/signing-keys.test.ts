@@ -1,8 +1,8 @@
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { createLocalVerifier, createLogger, InvalidTokenError, type RejectionReason } from '@aiva/shared';
+import { createLocalVerifier, InvalidTokenError, type RejectionReason } from '@aiva/shared';
+import { capturingLogger } from '@aiva/shared/testing';
 import {
   base64url,
   type CryptoKey,
@@ -33,17 +33,7 @@ interface KeyFileJson {
 let dir: string;
 let file: string;
 let clock: number;
-let logLines: string[];
-
-function capturingLogger() {
-  const destination = new Writable({
-    write(chunk, _encoding, callback) {
-      logLines.push(String(chunk));
-      callback();
-    },
-  });
-  return createLogger('auth-test', { level: 'debug', destination });
-}
+const logs = capturingLogger('auth-test');
 
 const open = (overrides: Partial<OpenKeyRingOptions> = {}) =>
   openKeyRing({
@@ -53,7 +43,7 @@ const open = (overrides: Partial<OpenKeyRingOptions> = {}) =>
     issuer: ISSUER,
     audience: AUDIENCE,
     now: () => new Date(clock),
-    logger: capturingLogger(),
+    logger: logs.logger,
     ...overrides,
   });
 
@@ -77,7 +67,7 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'aiva-keys-'));
   file = join(dir, 'nested', 'keys', 'signing-keys.json');
   clock = Date.now();
-  logLines = [];
+  logs.clear();
 });
 
 afterEach(() => {
@@ -158,8 +148,8 @@ describe('key ring', () => {
     const ring = await open();
     await ring.rotate();
     await ring.sign(CLAIMS);
-    expect(logLines.length).toBeGreaterThan(0);
-    const logged = logLines.join('');
+    expect(logs.lines.length).toBeGreaterThan(0);
+    const logged = logs.text();
     for (const key of readKeyFile().keys) expect(logged).not.toContain(key.privateJwk.d!);
   });
 
@@ -176,10 +166,10 @@ describe('key ring', () => {
   it('fixes a file readable by group/other to 0600 and warns', async () => {
     await open();
     chmodSync(file, 0o644);
-    logLines = [];
+    logs.clear();
     await open();
     expect(modeOf(file)).toBe(0o600);
-    expect(logLines.join('')).toMatch(/"level":40.*mode was changed to 0600/);
+    expect(logs.text()).toMatch(/"level":40.*mode was changed to 0600/);
   });
 
   it('refuses a corrupt file instead of replacing its keys', async () => {

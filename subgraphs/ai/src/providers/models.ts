@@ -1,3 +1,4 @@
+import { untilAborted } from '@aiva/shared';
 import {
   embedMany,
   experimental_generateSpeech,
@@ -276,7 +277,7 @@ export function createAiModels(registry: ProviderRegistry, options: AiModelsOpti
     const idle = new AbortController();
     const timer = setTimeout(() => idle.abort(), registry.policy.timeoutMs);
     try {
-      const step = await raceAbort(
+      const step = await untilAborted(
         opened.parts.next(),
         AbortSignal.any([idle.signal, ...(callerSignal ? [callerSignal] : [])]),
       );
@@ -329,7 +330,7 @@ export function createAiModels(registry: ProviderRegistry, options: AiModelsOpti
     };
     try {
       for (;;) {
-        const step = await raceAbort(parts.next(), signal);
+        const step = await untilAborted(parts.next(), signal);
         if (step.done) return { candidate, parts, cancel, first: undefined, usage: undefined };
         const part = step.value;
         if (part.type === 'error') throw part.error;
@@ -357,25 +358,6 @@ interface OpenedChat {
   first: string | undefined;
   /** Set when the stream already finished (no delta at all). */
   usage: ChatUsage | undefined;
-}
-
-/** The promise, or a rejection with the signal's reason as soon as it aborts (an SDK that ignores it cannot hang us). */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 /** Wraps the chat generator so its return value settles `result` and it can be read once. */

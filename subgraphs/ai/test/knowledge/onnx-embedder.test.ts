@@ -3,15 +3,8 @@ import { get } from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import {
-  createLogger,
-  createMemoryBus,
-  createMemoryCache,
-  loadConfig,
-  sessionRevocations,
-} from '@aiva/shared';
-import { createTestTokenIssuer } from '@aiva/shared/testing';
+import { createMemoryBus, createMemoryCache, loadConfig, sessionRevocations } from '@aiva/shared';
+import { capturingLogger, createTestTokenIssuer } from '@aiva/shared/testing';
 import { env as transformersEnv } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AiApp, createAiApp } from '../../src/ai.app.js';
@@ -213,7 +206,8 @@ describe('OnnxEmbedder', () => {
 });
 
 describe('the ai service with AI_LOCAL_MODEL_DIR', () => {
-  const logs: Array<{ msg?: string; model?: string; dimensions?: number }> = [];
+  const captured = capturingLogger('ai-onnx-test', 'info');
+  const logs = captured.lines as Array<{ msg?: string; model?: string; dimensions?: number }>;
   let app: AiApp;
   let url: string;
   let userToken: string;
@@ -223,12 +217,6 @@ describe('the ai service with AI_LOCAL_MODEL_DIR', () => {
     dataDir = await mkdtemp(join(tmpdir(), 'aiva-onnx-app-'));
     const tokens = await createTestTokenIssuer();
     userToken = await tokens.token('01890000-0000-7000-8000-00000000071e');
-    const destination = new Writable({
-      write(chunk, _encoding, done) {
-        for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
-        done();
-      },
-    });
     const config = loadConfig(aiEnvSchema, {
       AI_PORT: '0',
       LOG_LEVEL: 'info',
@@ -237,7 +225,7 @@ describe('the ai service with AI_LOCAL_MODEL_DIR', () => {
     });
     app = await createAiApp({
       config,
-      logger: createLogger('ai-onnx-test', { level: 'info', destination }),
+      logger: captured.logger,
       bus: createMemoryBus(),
       store: openSqliteAiStore({ file: ':memory:' }),
       verifier: tokens.verifier,

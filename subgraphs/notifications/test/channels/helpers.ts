@@ -3,20 +3,10 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { createLogger, type Logger } from '@aiva/shared';
+import { capturingLogger as capturingLoggerOf } from '@aiva/shared/testing';
 
 /** A logger whose lines (parsed JSON) land in `lines`. */
-export function capturingLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk, _encoding, callback) {
-      lines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
-      callback();
-    },
-  });
-  return { logger: createLogger('notifications-test', { level: 'debug', destination }), lines };
-}
+export const capturingLogger = () => capturingLoggerOf('notifications-test');
 
 /** A fresh temp directory and its removal. */
 export function tempDir(prefix: string): { dir: string; remove: () => void } {
