@@ -150,37 +150,43 @@ export async function registerOAuthTokenRoute(app: HttpApp, options: OAuthTokenO
       { parseAs: 'string' },
       (_request, body, done) => done(null, new URLSearchParams(body as string)),
     );
-    // Bodies that cannot be read (malformed JSON, another content type, too large) are OAuth errors here.
-    scope.setErrorHandler((error: { statusCode?: number }, request, reply) => {
-      const status = error.statusCode ?? 500;
-      reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
-      if (status >= 400 && status < 500) {
-        return reply
-          .status(status === 413 ? 413 : 400)
-          .send({ error: 'invalid_request', error_description: 'the request body cannot be read' });
-      }
-      options.logger.error({ err: error, url: request.url.split('?')[0] }, 'token endpoint failed');
-      return reply.status(500).send({ error: 'server_error' });
-    });
-    scope.post(OAUTH_TOKEN_PATH, async (request, reply) => {
-      const body = request.body;
-      const params =
-        body instanceof URLSearchParams
-          ? body
-          : body !== null && typeof body === 'object' && !Array.isArray(body)
-            ? (body as Record<string, unknown>)
-            : undefined;
-      if (body !== undefined && body !== null && params === undefined) {
+    // Bodies that cannot be read (malformed JSON, another content type, too large) are OAuth errors here. The
+    // route's own error handler: setErrorHandler on this scope would override the app's (a Fastify warning).
+    scope.post(
+      OAUTH_TOKEN_PATH,
+      {
+        errorHandler: (error, request, reply) => {
+          const status = error.statusCode ?? 500;
+          reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+          if (status >= 400 && status < 500) {
+            return reply
+              .status(status === 413 ? 413 : 400)
+              .send({ error: 'invalid_request', error_description: 'the request body cannot be read' });
+          }
+          options.logger.error({ err: error, url: request.url.split('?')[0] }, 'token endpoint failed');
+          return reply.status(500).send({ error: 'server_error' });
+        },
+      },
+      async (request, reply) => {
+        const body = request.body;
+        const params =
+          body instanceof URLSearchParams
+            ? body
+            : body !== null && typeof body === 'object' && !Array.isArray(body)
+              ? (body as Record<string, unknown>)
+              : undefined;
+        if (body !== undefined && body !== null && params === undefined) {
+          reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+          return reply.status(400).send(invalidRequest('the body must be a form or a JSON object').body);
+        }
+        const answer = await answerTokenRequest(
+          { authorization: request.headers.authorization, params, ip: request.ip },
+          options,
+        );
         reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
-        return reply.status(400).send(invalidRequest('the body must be a form or a JSON object').body);
-      }
-      const answer = await answerTokenRequest(
-        { authorization: request.headers.authorization, params, ip: request.ip },
-        options,
-      );
-      reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
-      for (const [name, value] of Object.entries(answer.headers ?? {})) reply.header(name, value);
-      return reply.status(answer.status).send(answer.body);
-    });
+        for (const [name, value] of Object.entries(answer.headers ?? {})) reply.header(name, value);
+        return reply.status(answer.status).send(answer.body);
+      },
+    );
   });
 }
