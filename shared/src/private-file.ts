@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, open, readFile, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import type { z } from 'zod';
 import type { Logger } from './log.js';
 
 // Files that hold secrets (signing keys, sealing keys): readable by their owner only, written whole or not at all.
@@ -38,6 +39,26 @@ export async function readPrivateJsonFile(
   } catch {
     throw new Error(`${label} ${file} is not valid JSON`);
   }
+}
+
+/**
+ * `readPrivateJsonFile` validated by `schema`: null when the file does not exist; an error naming the file and each
+ * invalid path (never a value) when it does not match.
+ */
+export async function readPrivateFileOf<T>(
+  file: string,
+  label: string,
+  schema: z.ZodType<T>,
+  logger?: Logger,
+): Promise<T | null> {
+  const json = await readPrivateJsonFile(file, label, logger);
+  if (json === null) return null;
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const where = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new Error(`${label} ${file} is invalid: ${where.join('; ')}`);
+  }
+  return parsed.data;
 }
 
 /**

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../config.js';
 import type { Logger } from '../log.js';
-import { PRIVATE_DIR_MODE, placePrivateFile, readPrivateJsonFile } from '../private-file.js';
+import { PRIVATE_DIR_MODE, placePrivateFile, readPrivateFileOf } from '../private-file.js';
 
 // Service credentials: what a service (`ai`, `media`, ...) proves itself with to get a short-lived service token
 // from auth (`POST /oauth/token`, OAuth 2.0 client credentials). A credential is derived from one secret that only
@@ -68,14 +68,9 @@ const secretFileSchema = z.object({
 });
 
 async function readSecretFile(file: string, logger: Logger | undefined): Promise<string | null> {
-  const json = await readPrivateJsonFile(file, 'service secret file', logger);
-  if (json === null) return null;
-  const parsed = secretFileSchema.safeParse(json);
-  if (!parsed.success) {
-    const where = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    throw new Error(`service secret file ${file} is invalid: ${where.join('; ')}`);
-  }
-  return parsed.data.secret;
+  const stored = await readPrivateFileOf(file, 'service secret file', secretFileSchema, logger);
+  if (stored === null) return null;
+  return stored.secret;
 }
 
 /**

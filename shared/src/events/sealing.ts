@@ -3,7 +3,7 @@ import { link, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import type { Logger } from '../log.js';
-import { PRIVATE_DIR_MODE, placePrivateFile, readPrivateJsonFile } from '../private-file.js';
+import { PRIVATE_DIR_MODE, placePrivateFile, readPrivateFileOf } from '../private-file.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Sealed fields: single-use secrets (reset, verification and email-change tokens) travel in events encrypted, so
@@ -176,15 +176,10 @@ const keyFileSchema = z.object({
 });
 
 async function readKeyFile(file: string, logger: Logger | undefined): Promise<SealingKeys | null> {
-  const json = await readPrivateJsonFile(file, 'event sealing key file', logger);
-  if (json === null) return null;
-  const parsed = keyFileSchema.safeParse(json);
-  if (!parsed.success) {
-    const where = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    throw new Error(`event sealing key file ${file} is invalid: ${where.join('; ')}`);
-  }
+  const stored = await readPrivateFileOf(file, 'event sealing key file', keyFileSchema, logger);
+  if (stored === null) return null;
   try {
-    return sealingKeys(parsed.data.keys.map((k) => ({ kid: k.kid, key: Buffer.from(k.key, 'base64url') })));
+    return sealingKeys(stored.keys.map((k) => ({ kid: k.kid, key: Buffer.from(k.key, 'base64url') })));
   } catch (error) {
     throw new Error(`event sealing key file ${file} is invalid: ${(error as Error).message}`);
   }

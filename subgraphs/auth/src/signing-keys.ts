@@ -6,7 +6,7 @@ import {
   type Logger,
   PRIVATE_DIR_MODE,
   placePrivateFile,
-  readPrivateJsonFile,
+  readPrivateFileOf,
 } from '@aiva/shared';
 import {
   type CryptoKey,
@@ -139,14 +139,9 @@ async function writeAtomically(file: string, data: string): Promise<void> {
 
 /** Reads and validates the key file; null when it does not exist. Error messages never include key material. */
 async function readKeyFile(file: string, logger: Logger | undefined): Promise<KeyFile | null> {
-  const json = await readPrivateJsonFile(file, 'signing key file', logger);
-  if (json === null) return null;
-  const parsed = keyFileSchema.safeParse(json);
-  if (!parsed.success) {
-    const where = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    throw new Error(`signing key file ${file} is invalid: ${where.join('; ')}`);
-  }
-  for (const key of parsed.data.keys) {
+  const stored = await readPrivateFileOf(file, 'signing key file', keyFileSchema, logger);
+  if (stored === null) return null;
+  for (const key of stored.keys) {
     if (key.privateJwk.x !== key.publicJwk.x) {
       throw new Error(`signing key file ${file} is invalid: key ${key.kid} has mismatched public parts`);
     }
@@ -154,7 +149,7 @@ async function readKeyFile(file: string, logger: Logger | undefined): Promise<Ke
       throw new Error(`signing key file ${file} is invalid: key ${key.kid} does not match its thumbprint`);
     }
   }
-  return parsed.data;
+  return stored;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { createECDH } from 'node:crypto';
 import { link, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { type Logger, PRIVATE_DIR_MODE, placePrivateFile, readPrivateJsonFile } from '@aiva/shared';
+import { type Logger, PRIVATE_DIR_MODE, placePrivateFile, readPrivateFileOf } from '@aiva/shared';
 import webpush from 'web-push';
 import { z } from 'zod';
 import { httpDeliveryError, networkDeliveryError, PermanentDeliveryError } from './errors.js';
@@ -98,14 +98,9 @@ const vapidFileSchema = z.object({
 });
 
 async function readVapidFile(file: string, logger: Logger | undefined): Promise<VapidKeys | null> {
-  const json = await readPrivateJsonFile(file, 'VAPID key file', logger);
-  if (json === null) return null;
-  const parsed = vapidFileSchema.safeParse(json);
-  if (!parsed.success) {
-    const where = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    throw new Error(`VAPID key file ${file} is invalid: ${where.join('; ')}`);
-  }
-  const keys = { publicKey: parsed.data.publicKey, privateKey: parsed.data.privateKey };
+  const stored = await readPrivateFileOf(file, 'VAPID key file', vapidFileSchema, logger);
+  if (stored === null) return null;
+  const keys = { publicKey: stored.publicKey, privateKey: stored.privateKey };
   checkVapidKeys(keys, `VAPID key file ${file}`);
   return keys;
 }
