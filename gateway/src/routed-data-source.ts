@@ -5,6 +5,7 @@ import {
   routedCall,
   type ServiceRouter,
   ServiceUnavailableError,
+  untilAborted,
 } from '@aiva/shared';
 import type { GraphQLDataSource, GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { GraphQLError } from 'graphql';
@@ -218,30 +219,6 @@ function parsedAnswer(answer: SubgraphAnswer): GatewayGraphQLResponse {
     return answer.parsed;
   }
   return JSON.parse(answer.text) as GatewayGraphQLResponse;
-}
-
-/** `promise`, or the error of `onAbort` as soon as `signal` aborts, whichever comes first. */
-function untilAborted<T>(
-  promise: Promise<T>,
-  signal: AbortSignal | undefined,
-  onAbort: () => Error,
-): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(onAbort());
-  return new Promise<T>((resolve, reject) => {
-    const abort = () => reject(onAbort());
-    signal.addEventListener('abort', abort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', abort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', abort);
-        reject(error);
-      },
-    );
-  });
 }
 
 /** The headers of one attempt: with what is left of the budget (whole ms, at least 1), when there is one. */

@@ -18,22 +18,26 @@ export function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<voi
 }
 
 /**
- * `promise`, or a rejection with the signal's reason as soon as `signal` aborts (work that ignores the signal
- * cannot hold its caller). The listener is removed once the promise settles.
+ * `promise`, or a rejection as soon as `signal` aborts (work that ignores the signal cannot hold its caller): with
+ * `onAbort()` when given, else the signal's reason. The listener is removed once the promise settles.
  */
-export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+export function untilAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  onAbort: () => unknown = () => signal?.reason,
+): Promise<T> {
   if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) return Promise.reject(onAbort());
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const abort = () => reject(onAbort());
+    signal.addEventListener('abort', abort, { once: true });
     promise.then(
       (value) => {
-        signal.removeEventListener('abort', onAbort);
+        signal.removeEventListener('abort', abort);
         resolve(value);
       },
       (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        signal.removeEventListener('abort', abort);
         reject(error);
       },
     );
