@@ -13,8 +13,10 @@ export default defineConfig({
       'subgraphs/*/test/**/*.test.ts',
       'tests/**/*.test.ts',
     ],
-    testTimeout: 20_000,
-    hookTimeout: 30_000,
+    // Timeouts guard against hangs; they are not performance bounds (those are benchmarks). Many tests start
+    // processes from source under tsx, which takes seconds each on a loaded CI machine.
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
     pool: 'forks',
     reporters: ['default'],
   },

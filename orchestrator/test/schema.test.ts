@@ -480,7 +480,8 @@ describe('schema CLI', () => {
     const broken = runCli(dir, 'compose', '--config', join(dir, 'supergraph.yaml'));
     expect(broken.status).toBe(1);
     expect(broken.stderr).toContain('[products] SDL syntax error');
-  });
+    // Five CLI processes, each compiling the CLI from source with tsx: seconds each on a loaded CI machine.
+  }, 120_000);
 });
 
 function composeSdlFromDir(dir: string): string {
