@@ -113,7 +113,7 @@ describe('loadServiceSecret', () => {
         ['--import', 'tsx', '--input-type=module', '-e', script, dataDir],
         {
           cwd: fileURLToPath(new URL('../../', import.meta.url)),
-          timeout: 15_000,
+          timeout: 45_000,
         },
       );
     const outputs = await Promise.all(Array.from({ length: 4 }, run));

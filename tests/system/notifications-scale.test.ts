@@ -39,7 +39,7 @@ afterAll(async () => {
   second?.child.kill('SIGKILL');
   await second?.exited;
   await services?.stop();
-}, 30_000);
+});
 
 function connect(base: string, token: string): Promise<Socket> {
   const socket = io(base, { path: '/notifications/live', transports: ['websocket'], auth: { token } });

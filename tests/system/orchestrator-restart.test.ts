@@ -113,7 +113,7 @@ function suite(name: string, redisUrl: string | undefined) {
     for (const spawned of processes) spawned.child.kill('SIGKILL');
     await Promise.all(processes.map((p) => p.exited));
     rmSync(dataDir, { recursive: true, force: true });
-  }, 30_000);
+  });
 
   it(`${name}: routing goes on without the orchestrator, and its state comes back when it restarts`, async () => {
     registry.child.kill('SIGKILL');

@@ -48,7 +48,7 @@ beforeAll(async () => {
 afterAll(async () => {
   files?.child.kill('SIGKILL');
   await Promise.all([files?.exited, system?.stop('SIGKILL')]);
-}, 30_000);
+});
 
 describe('service routes through the gateway', () => {
   it('streams a request body to the service and its answer back', async () => {

@@ -50,7 +50,7 @@ afterAll(async () => {
   for (const spawned of extra) spawned.child.kill('SIGKILL');
   await Promise.all(extra.map((spawned) => spawned.exited));
   await services?.stop();
-}, 30_000);
+});
 
 describe('auth stopped for longer than the JWKS cache', { timeout: 90_000 }, () => {
   it('keeps accepting valid tokens at the gateway and in users, with the last good keys', async () => {

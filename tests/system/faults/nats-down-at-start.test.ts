@@ -29,7 +29,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await services?.stop();
   await nats?.stop();
-}, 30_000);
+});
 
 describe('a service started with NATS down', { timeout: 120_000 }, () => {
   const userIds: string[] = [];

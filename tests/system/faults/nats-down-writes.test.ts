@@ -58,7 +58,7 @@ afterAll(async () => {
   await subscriber?.close();
   await services?.stop();
   await nats?.stop();
-}, 30_000);
+});
 
 describe('NATS killed for 30 s during writes', { timeout: 180_000 }, () => {
   const userIds: string[] = [];

@@ -64,7 +64,7 @@ afterAll(async () => {
   await services?.stop();
   await smtp?.stop();
   await nats?.stop();
-}, 30_000);
+});
 
 describe('welcome mails under faults', { timeout: 180_000 }, () => {
   it('arrive after NATS comes back, each once, when NATS was down while people signed up', async () => {

@@ -58,7 +58,7 @@ afterAll(async () => {
   db?.close();
   await services?.stop();
   await nats?.stop();
-}, 30_000);
+});
 
 describe('a poison outbox row', { timeout: 120_000 }, () => {
   const before: string[] = [];

@@ -47,7 +47,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await services?.stop();
   await silent?.close();
-}, 30_000);
+});
 
 describe('Redis accepts connections and never answers', { timeout: 60_000 }, () => {
   it('has the services connect to it (the fault is real, not a refused connection)', () => {

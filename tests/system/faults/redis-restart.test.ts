@@ -62,7 +62,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await services?.stop();
   await redis?.stop();
-}, 30_000);
+});
 
 describe('Redis killed and started again', { timeout: 90_000 }, () => {
   it('limits the rate while Redis is up', async () => {

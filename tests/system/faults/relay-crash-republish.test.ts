@@ -88,7 +88,7 @@ afterAll(async () => {
   await bus?.close();
   await services?.stop();
   await nats?.stop();
-}, 30_000);
+});
 
 describe('relay crash between publish and mark, restarted after the duplicate window', {
   timeout: 120_000,

@@ -60,7 +60,7 @@ beforeAll(async () => {
 afterAll(async () => {
   slow?.child.kill('SIGKILL');
   await Promise.all([slow?.exited, system?.stop('SIGKILL')]);
-}, 30_000);
+});
 
 describe('a subgraph that sleeps past the deadline', { timeout: 60_000 }, () => {
   it("answers in bounded time with the slow subgraph's fields failed and the others resolved", async () => {

@@ -53,7 +53,7 @@ afterAll(async () => {
   }
   await services?.stop();
   await nats?.stop();
-}, 30_000);
+});
 
 describe('two relays of one service on one outbox', { timeout: 120_000 }, () => {
   let expected = 0;
