@@ -366,7 +366,7 @@ describe('the AI subgraph through the gateway', { timeout: 120_000 }, () => {
     expect(codeOf(peek)).toBe('FORBIDDEN');
   });
 
-  it("transcribes the person's own audio, and no one else's", async () => {
+  it("transcribes the person's own audio, and no one else's, into their knowledge when asked", async () => {
     const person = await kit.signUp();
     const created = await kit.call<{ createUpload: { uploadUrl: string; media: { id: string } } }>(
       'mutation($input: CreateUploadInput!) { createUpload(input: $input) { uploadUrl media { id } } }',
@@ -393,9 +393,61 @@ describe('the AI subgraph through the gateway', { timeout: 120_000 }, () => {
       model: 'openai:whisper-1',
       media: { id: media.id, filename: 'tone.mp3' },
     });
+    // Not asked to: the transcript is returned, not kept.
+    const SEARCH = 'query($q: String!) { semanticSearch(query: $q) { title text sourceType media { id } } }';
+    type Hits = {
+      semanticSearch: Array<{
+        title: string;
+        text: string;
+        sourceType: string;
+        media: { id: string } | null;
+      }>;
+    };
+    const before = await kit.call<Hits>(SEARCH, { q: 'heard audio' }, person.accessToken);
+    expect(before.body.data?.semanticSearch).toEqual([]);
+
+    // Asked to: it joins the person's knowledge under the media item, searchable at once, and only theirs.
+    const kept = await kit.call<{
+      transcribe: { document: { sourceType: string; sourceId: string; title: string; chunkCount: number } };
+    }>(
+      'mutation($id: ID!) { transcribe(mediaId: $id, addToKnowledge: true) { document { sourceType sourceId title chunkCount } } }',
+      { id: media.id },
+      person.accessToken,
+    );
+    expect(kept.body.errors).toBeUndefined();
+    expect(kept.body.data?.transcribe.document).toEqual({
+      sourceType: 'MEDIA',
+      sourceId: media.id,
+      title: 'tone.mp3',
+      chunkCount: 1,
+    });
+    const found = await kit.call<Hits>(SEARCH, { q: 'heard audio' }, person.accessToken);
+    expect(found.body.data?.semanticSearch).toEqual([
+      {
+        title: 'tone.mp3',
+        text: `heard ${mp3.length} bytes of audio/mpeg`,
+        sourceType: 'MEDIA',
+        media: { id: media.id },
+      },
+    ]);
+    // Transcribed again, it replaces its earlier transcript instead of adding a second.
+    await kit.call(
+      'mutation($id: ID!) { transcribe(mediaId: $id, addToKnowledge: true) { text } }',
+      { id: media.id },
+      person.accessToken,
+    );
+    const documents = await kit.call<{ knowledgeDocuments: Array<{ sourceId: string }> }>(
+      '{ knowledgeDocuments { sourceId } }',
+      {},
+      person.accessToken,
+    );
+    expect(documents.body.data?.knowledgeDocuments).toEqual([{ sourceId: media.id }]);
+
     const other = await kit.signUp();
     expect(codeOf(await kit.call(TRANSCRIBE, { id: media.id }, other.accessToken))).toBe('FORBIDDEN');
     expect(codeOf(await kit.call(TRANSCRIBE, { id: randomUUID() }, person.accessToken))).toBe('NOT_FOUND');
+    const theirs = await kit.call<Hits>(SEARCH, { q: 'heard audio' }, other.accessToken);
+    expect(theirs.body.data?.semanticSearch).toEqual([]);
   });
 
   it('keeps the chat model a conversation asked for, and refuses one that is not configured', async () => {

@@ -12,6 +12,8 @@ export interface Generated {
 
 export interface Transcription {
   mediaId: string;
+  /** The media item's file name. */
+  filename: string;
   text: string;
   durationSeconds: number | null;
   /** `provider:model`. */
@@ -112,6 +114,7 @@ export class GenerationService {
     );
     return {
       mediaId: file.id,
+      filename: file.filename,
       text: transcript.text,
       durationSeconds: transcript.durationSeconds ?? null,
       model: `${transcript.provider}:${transcript.model}`,

@@ -312,15 +312,31 @@ export function createResolvers(deps: AiResolverDeps) {
         );
         return presentGenerated(await deps.generation.speech(viewer, input.text, input.voice ?? undefined));
       },
-      transcribe: async (_: unknown, args: { mediaId: unknown }, ctx: AiContext) => {
+      transcribe: async (_: unknown, args: unknown, ctx: AiContext) => {
         const viewer = requireUser(ctx);
-        const mediaId = parseInput(id('media'), args.mediaId, 'mediaId');
-        const result = await deps.generation.transcribe(viewer, mediaId);
+        const input = parseInput(
+          z.object({ mediaId: id('media'), addToKnowledge: z.boolean().nullish() }),
+          args,
+        );
+        // The embedding quota is checked before the transcription is paid for, not after.
+        if (input.addToKnowledge) await deps.meter.check(viewer.userId, 'embedding');
+        const result = await deps.generation.transcribe(viewer, input.mediaId);
+        const document =
+          input.addToKnowledge && result.text.trim()
+            ? await knowledge.index(
+                viewer.userId,
+                'media',
+                result.mediaId,
+                result.filename,
+                result.text.slice(0, limits.documentChars),
+              )
+            : null;
         return {
           media: { __typename: 'Media', id: result.mediaId },
           text: result.text,
           durationSeconds: result.durationSeconds,
           model: result.model,
+          document: document ? presentDocument(document) : null,
         };
       },
       deleteDocument: async (_: unknown, args: { id: unknown }, ctx: AiContext) => {
