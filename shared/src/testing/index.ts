@@ -6,4 +6,5 @@ export * from './graphql-client.js';
 export * from './infra.js';
 export * from './logs.js';
 export * from './mongo.js';
+export * from './racers.js';
 export * from './tokens.js';

@@ -1,9 +1,9 @@
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { uuidv7 } from '@aiva/shared';
+import { race, startRacer } from '@aiva/shared/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteNotificationStore } from '../src/store/sqlite.js';
 import {
@@ -39,44 +39,9 @@ notificationStoreContract('sqlite (file)', {
   openPeer: async () => openSqliteNotificationStore({ file }),
 });
 
-/** A claimer process (see notification.store.claimer.ts), started and waiting for `go`. */
-async function startClaimer(database: string, now: Date, batch: number) {
-  const child: ChildProcessWithoutNullStreams = spawn(
-    process.execPath,
-    ['--conditions=aiva-source', '--import', 'tsx', CLAIMER, database, now.toISOString(), String(batch)],
-    { cwd: REPO_ROOT, stdio: 'pipe' },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<number | null>((done, fail) => {
-    child.on('error', fail);
-    child.on('close', done);
-  });
-  await new Promise<void>((ready, fail) => {
-    const check = () => {
-      if (stdout.startsWith('ready\n')) ready();
-    };
-    child.stdout.on('data', check);
-    exited.then(() => fail(new Error(`claimer exited before it was ready: ${stderr}`)), fail);
-  });
-  return {
-    /** Starts claiming at `startAt` (epoch ms). */
-    go: (startAt: number) => child.stdin.end(`${startAt}\n`),
-    /** The ids it claimed. */
-    async claimed(): Promise<string[]> {
-      const code = await exited;
-      expect(stderr).toBe('');
-      expect(code).toBe(0);
-      return JSON.parse(stdout.slice('ready\n'.length)) as string[];
-    },
-  };
-}
+/** A claimer process (see notification.store.claimer.ts), started and waiting for the start. */
+const startClaimer = (database: string, now: Date, batch: number) =>
+  startRacer<string[]>(CLAIMER, [database, now.toISOString(), String(batch)], { cwd: REPO_ROOT });
 
 describe('SQLite notification store', () => {
   it('gives each delivery to exactly one of two worker processes claiming at the same time', async () => {
@@ -93,10 +58,9 @@ describe('SQLite notification store', () => {
     }
 
     // Both are started and ready, then begin at one instant: they claim in small batches at the same time.
-    const workers = await Promise.all([startClaimer(database, T0, 2), startClaimer(database, T0, 2)]);
-    const startAt = Date.now() + 100;
-    for (const worker of workers) worker.go(startAt);
-    const [a, b] = await Promise.all(workers.map((worker) => worker.claimed()));
+    const [a, b] = await race(
+      await Promise.all([startClaimer(database, T0, 2), startClaimer(database, T0, 2)]),
+    );
 
     const all = [...(a ?? []), ...(b ?? [])];
     expect(new Set(all).size).toBe(all.length);
