@@ -28,6 +28,39 @@ let chat: ChatServer;
 let system: RunningSystem;
 const kit = accountKit(() => system.gatewayUrl, 'ai');
 
+/** A media item once media is done with it (READY or FAILED), as its owner sees it. */
+function processed(id: string, token: string) {
+  type Item = {
+    media: { status: string; variants: Array<{ name: string }>; durationSeconds: number | null };
+  };
+  return waitFor(
+    async () => {
+      const item = await kit.call<Item>(
+        'query($id: ID!) { media(id: $id) { status durationSeconds variants { name } } }',
+        { id },
+        token,
+      );
+      const media = item.body.data?.media;
+      return media?.status === 'READY' || media?.status === 'FAILED' ? media : undefined;
+    },
+    60_000,
+    'media to process it',
+  );
+}
+
+/** The person's knowledge nearest to `q`, with each hit's source. */
+const SEARCH =
+  'query($q: String!) { semanticSearch(query: $q) { title text sourceType sourceId media { id } } }';
+type Hits = {
+  semanticSearch: Array<{
+    title: string;
+    text: string;
+    sourceType: string;
+    sourceId: string;
+    media: { id: string } | null;
+  }>;
+};
+
 let files: { dir: string; cleanup: () => Promise<void> };
 /** A 2-second tone as MP3, what the speech route answers and what a person uploads to transcribe. */
 let mp3: Buffer;
@@ -171,18 +204,9 @@ describe('the AI subgraph through the gateway', { timeout: 120_000 }, () => {
       owner.accessToken,
     );
     expect(indexed.body.errors).toBeUndefined();
-    const search = 'query($q: String!) { semanticSearch(query: $q) { title text score } }';
-    const mine = await kit.call<{ semanticSearch: Array<{ title: string }> }>(
-      search,
-      { q: 'saffron sauce' },
-      owner.accessToken,
-    );
+    const mine = await kit.call<Hits>(SEARCH, { q: 'saffron sauce' }, owner.accessToken);
     expect(mine.body.data?.semanticSearch[0]?.title).toBe('Secret recipe');
-    const theirs = await kit.call<{ semanticSearch: unknown[] }>(
-      search,
-      { q: 'saffron sauce' },
-      other.accessToken,
-    );
+    const theirs = await kit.call<Hits>(SEARCH, { q: 'saffron sauce' }, other.accessToken);
     expect(theirs.body.data?.semanticSearch).toEqual([]);
   });
 
@@ -224,19 +248,9 @@ describe('the AI subgraph through the gateway', { timeout: 120_000 }, () => {
     );
     const { uploadUrl, media } = created.body.data?.createUpload ?? { uploadUrl: '', media: { id: '' } };
     expect((await tusUpload(uploadUrl, pdf)).status).toBe(204);
-    const search =
-      'query($q: String!) { semanticSearch(query: $q) { title sourceType sourceId media { id } } }';
-    type Hits = {
-      semanticSearch: Array<{
-        title: string;
-        sourceType: string;
-        sourceId: string;
-        media: { id: string } | null;
-      }>;
-    };
     const hit = await waitFor(
       async () =>
-        (await kit.call<Hits>(search, { q: 'Perito Moreno glacier' }, person.accessToken)).body.data
+        (await kit.call<Hits>(SEARCH, { q: 'Perito Moreno glacier' }, person.accessToken)).body.data
           ?.semanticSearch[0],
       60_000,
       'the PDF to be indexed',
@@ -255,7 +269,7 @@ describe('the AI subgraph through the gateway', { timeout: 120_000 }, () => {
     expect(deleted.body.errors).toBeUndefined();
     await waitFor(
       async () =>
-        (await kit.call<Hits>(search, { q: 'Perito Moreno glacier' }, person.accessToken)).body.data
+        (await kit.call<Hits>(SEARCH, { q: 'Perito Moreno glacier' }, person.accessToken)).body.data
           ?.semanticSearch.length === 0,
       60_000,
       'the PDF to leave the knowledge',
@@ -332,27 +346,10 @@ describe('the AI subgraph through the gateway', { timeout: 120_000 }, () => {
     });
 
     // Media processes them like any upload: renditions of the image, the duration of the audio.
-    type Item = {
-      media: { status: string; variants: Array<{ name: string }>; durationSeconds: number | null };
-    };
-    const ready = (id: string) =>
-      waitFor(
-        async () => {
-          const item = await kit.call<Item>(
-            'query($id: ID!) { media(id: $id) { status durationSeconds variants { name } } }',
-            { id },
-            person.accessToken,
-          );
-          const media = item.body.data?.media;
-          return media && media.status !== 'UPLOADED' && media.status !== 'PROCESSING' ? media : undefined;
-        },
-        60_000,
-        'media to process it',
-      );
-    const imageItem = await ready(image.body.data?.generateImage.media.id ?? '');
+    const imageItem = await processed(image.body.data?.generateImage.media.id ?? '', person.accessToken);
     expect(imageItem.status).toBe('READY');
     expect(imageItem.variants.map((v) => v.name)).toContain('thumbnail.webp');
-    const audioItem = await ready(speech.body.data?.synthesizeSpeech.media.id ?? '');
+    const audioItem = await processed(speech.body.data?.synthesizeSpeech.media.id ?? '', person.accessToken);
     expect(audioItem.status).toBe('READY');
     expect(audioItem.durationSeconds).toBeGreaterThan(1.5);
 
@@ -375,6 +372,8 @@ describe('the AI subgraph through the gateway', { timeout: 120_000 }, () => {
     );
     const { uploadUrl, media } = created.body.data?.createUpload ?? { uploadUrl: '', media: { id: '' } };
     expect((await tusUpload(uploadUrl, mp3)).status).toBe(204);
+    // Its file can be read once media has processed it (before that: BAD_USER_INPUT, reason NOT_READY).
+    expect((await processed(media.id, person.accessToken)).status).toBe('READY');
     const TRANSCRIBE =
       'mutation($id: ID!) { transcribe(mediaId: $id) { text durationSeconds model media { id filename } } }';
     const heard = await kit.call<{
@@ -394,15 +393,6 @@ describe('the AI subgraph through the gateway', { timeout: 120_000 }, () => {
       media: { id: media.id, filename: 'tone.mp3' },
     });
     // Not asked to: the transcript is returned, not kept.
-    const SEARCH = 'query($q: String!) { semanticSearch(query: $q) { title text sourceType media { id } } }';
-    type Hits = {
-      semanticSearch: Array<{
-        title: string;
-        text: string;
-        sourceType: string;
-        media: { id: string } | null;
-      }>;
-    };
     const before = await kit.call<Hits>(SEARCH, { q: 'heard audio' }, person.accessToken);
     expect(before.body.data?.semanticSearch).toEqual([]);
 
@@ -427,6 +417,7 @@ describe('the AI subgraph through the gateway', { timeout: 120_000 }, () => {
         title: 'tone.mp3',
         text: `heard ${mp3.length} bytes of audio/mpeg`,
         sourceType: 'MEDIA',
+        sourceId: media.id,
         media: { id: media.id },
       },
     ]);

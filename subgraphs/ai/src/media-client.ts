@@ -99,6 +99,20 @@ async function readAtMost(
   return { bytes: Buffer.concat(chunks, length), cut };
 }
 
+/** Why an item's file cannot be read yet, or at all: media serves it once the item is READY. */
+function notReadable(status: string): AivaError {
+  if (status === 'FAILED') {
+    return badUserInput('This media could not be processed', { field: 'mediaId', reason: 'MEDIA_FAILED' });
+  }
+  if (status === 'AWAITING_UPLOAD') {
+    return badUserInput('This media has not been uploaded yet', { field: 'mediaId', reason: 'NOT_UPLOADED' });
+  }
+  return badUserInput('This media is still being processed; try again once its status is READY', {
+    field: 'mediaId',
+    reason: 'NOT_READY',
+  });
+}
+
 /**
  * The media subgraph as ai uses it. Every call goes to an instance of media from the routing table, never the
  * public gateway and never media's storage: GraphQL with ai's service token, files and uploads by their signed
@@ -221,14 +235,7 @@ export function createMediaClient(options: MediaClientOptions): MediaClient {
       if (media.kind !== 'AUDIO' && media.kind !== 'VIDEO') {
         throw badUserInput('Only audio and video can be transcribed', { field: 'mediaId' });
       }
-      if (!media.url || media.status === 'FAILED') {
-        throw badUserInput(
-          media.status === 'FAILED'
-            ? 'This media could not be processed'
-            : 'This media has not been uploaded yet',
-          { field: 'mediaId', reason: media.status === 'FAILED' ? 'MEDIA_FAILED' : 'NOT_UPLOADED' },
-        );
-      }
+      if (!media.url || media.status !== 'READY') throw notReadable(media.status);
       if (media.size > maxBytes) {
         throw badUserInput(`Files to transcribe may have at most ${maxBytes} bytes`, {
           field: 'mediaId',
