@@ -129,16 +129,11 @@ export function parseSealingKeys(spec: string): SealingKeys {
 }
 
 /**
- * The variables of the sealing keys, for the config schema of every service that seals or opens event fields
- * (`commonEnvSchema.extend(sealingEnvSchema.shape)`).
+ * An optional variable holding a key ring, `<kid>:<base64url 32-byte key>[,<kid>:<key>...]`, refused at start
+ * with what is wrong (never the keys) when it is malformed.
  */
-export const sealingEnvSchema = z.object({
-  /**
-   * `<kid>:<base64url 32-byte key>[,<kid>:<key>...]`: the first seals, all open (list the old key after a new one
-   * while events sealed with it may still be read). Unset: the keys file. Generate a key with
-   * `node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"`.
-   */
-  EVENT_SEALING_KEYS: z
+export const keyRingVariable = () =>
+  z
     .string()
     .optional()
     .superRefine((value, ctx) => {
@@ -148,7 +143,19 @@ export const sealingEnvSchema = z.object({
       } catch (error) {
         ctx.addIssue({ code: 'custom', message: (error as Error).message });
       }
-    }),
+    });
+
+/**
+ * The variables of the sealing keys, for the config schema of every service that seals or opens event fields
+ * (`commonEnvSchema.extend(sealingEnvSchema.shape)`).
+ */
+export const sealingEnvSchema = z.object({
+  /**
+   * `<kid>:<base64url 32-byte key>[,<kid>:<key>...]`: the first seals, all open (list the old key after a new one
+   * while events sealed with it may still be read). Unset: the keys file. Generate a key with
+   * `node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"`.
+   */
+  EVENT_SEALING_KEYS: keyRingVariable(),
   /**
    * Without EVENT_SEALING_KEYS: the JSON keys file, created on first start with mode 0600 (every process that
    * seals or opens must read the same file); default `<DATA_DIR>/event-sealing-keys.json`.

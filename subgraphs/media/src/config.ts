@@ -1,8 +1,8 @@
 import {
   commonEnvSchema,
   env,
+  keyRingVariable,
   mongoEnvSchema,
-  parseSealingKeys,
   sealingEnvSchema,
   tokenEnvSchema,
 } from '@aiva/shared';
@@ -53,17 +53,7 @@ export const mediaEnvSchema = commonEnvSchema
      * list an old key after a new one while URLs signed with it are still out). Unset: `<DATA_DIR>/media-url-keys.json`,
      * created on first start. Every media instance must have the same keys.
      */
-    MEDIA_URL_KEYS: z
-      .string()
-      .optional()
-      .superRefine((value, ctx) => {
-        if (value === undefined) return;
-        try {
-          parseSealingKeys(value);
-        } catch (error) {
-          ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        }
-      }),
+    MEDIA_URL_KEYS: keyRingVariable(),
     /** How long an upload URL is valid, in seconds (an upload not finished by then is removed). */
     MEDIA_UPLOAD_URL_TTL_SECONDS: env.positiveInt(6 * 3600),
     /** How long a download URL is valid, in seconds. */

@@ -1,11 +1,24 @@
-import { generateSealingKey, sealingKeys } from '@aiva/shared';
+import { generateSealingKey, loadConfig, sealingKeys } from '@aiva/shared';
 import { describe, expect, it } from 'vitest';
+import { mediaEnvSchema } from '../src/config.js';
 import { contentDisposition, sanitizeFilename } from '../src/filenames.js';
 import { parseRange } from '../src/http/files.js';
 import { UrlSigner } from '../src/signed-urls.js';
 
 const ID = '01890000-0000-7000-8000-000000000001';
 const OTHER = '01890000-0000-7000-8000-000000000002';
+
+describe('MEDIA_URL_KEYS', () => {
+  it('is refused at start when malformed, saying what is wrong without echoing the key', () => {
+    const short = Buffer.alloc(16, 7).toString('base64url');
+    expect(() => loadConfig(mediaEnvSchema, { MEDIA_URL_KEYS: `k1:${short}` })).toThrow(
+      /MEDIA_URL_KEYS: entry 1 \(k1\) is not a 32-byte key/,
+    );
+    expect(() => loadConfig(mediaEnvSchema, { MEDIA_URL_KEYS: `k1:${short}` })).not.toThrow(short);
+    const key = Buffer.alloc(32, 9).toString('base64url');
+    expect(loadConfig(mediaEnvSchema, { MEDIA_URL_KEYS: `k2:${key}` }).MEDIA_URL_KEYS).toBe(`k2:${key}`);
+  });
+});
 
 describe('signed URLs', () => {
   const current = generateSealingKey();
