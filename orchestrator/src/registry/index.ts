@@ -7,7 +7,12 @@ import {
   registerSecurity,
   sendHttpError,
 } from '@aiva/shared';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  LogController,
+} from 'fastify';
 import type { OrchestratorConfig } from '../config.js';
 import { createComposer } from './composition.js';
 import { type RegistrySettings, type RegistryTuning, recordTtlMs, registrySettings } from './defaults.js';
@@ -134,8 +139,11 @@ export async function createRegistryApp(options: RegistryAppOptions): Promise<Re
     forceCloseConnections: 'idle',
   });
   await registerSecurity(app, { corsOrigins: [] });
-  installHttpErrorHandlers(app, { bodyLimit: settings.bodyLimitBytes, logger });
-  answerStoreOutages(app, logger);
+  installHttpErrorHandlers(app, {
+    bodyLimit: settings.bodyLimitBytes,
+    logger,
+    answerFirst: storeOutageAnswer(logger),
+  });
   registerRegistryApi(app, {
     registry,
     store,
@@ -193,11 +201,10 @@ export async function createRegistryApp(options: RegistryAppOptions): Promise<Re
  * when it starts (the replica logs when the store is reachable again), not once per request: instances keep
  * heartbeating through it and register again if they have to.
  */
-function answerStoreOutages(app: FastifyInstance, logger: Logger): void {
-  const previous = app.errorHandler;
+function storeOutageAnswer(logger: Logger) {
   let loggedAt = Number.NEGATIVE_INFINITY;
-  app.setErrorHandler(function handle(error, request, reply) {
-    if (!isRedisUnavailable(error)) return previous.call(this, error, request, reply);
+  return (error: unknown, reply: FastifyReply): FastifyReply | undefined => {
+    if (!isRedisUnavailable(error)) return undefined;
     if (Date.now() - loggedAt > 60_000) {
       loggedAt = Date.now();
       logger.warn(
@@ -212,5 +219,5 @@ function answerStoreOutages(app: FastifyInstance, logger: Logger): void {
       'INTERNAL_SERVER_ERROR',
       { reason: 'DEPENDENCY_UNAVAILABLE' },
     );
-  });
+  };
 }

@@ -52,9 +52,19 @@ function retryAfterOf(error: FastifyError, reply: FastifyReply): number | undefi
  */
 export function installHttpErrorHandlers(
   app: FastifyInstance,
-  options: { bodyLimit: number; logger?: Logger },
+  options: {
+    bodyLimit: number;
+    logger?: Logger;
+    /**
+     * Errors this app answers its own way, asked first: a reply, or undefined for the common answer. (One handler
+     * for the scope: Fastify warns when a scope's error handler is set twice.)
+     */
+    answerFirst?: (error: FastifyError, reply: FastifyReply) => FastifyReply | undefined;
+  },
 ): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
+    const answered = options.answerFirst?.(error, reply);
+    if (answered) return answered;
     if (error instanceof AivaError) {
       const {
         code: _code,
