@@ -1,4 +1,10 @@
-import { createMemoryBus, type MemoryBus, RedisUnavailableError, sdlHash } from '@aiva/shared';
+import {
+  createMemoryBus,
+  type MemoryBus,
+  RedisUnavailableError,
+  type RoutingTable,
+  sdlHash,
+} from '@aiva/shared';
 import { waitFor } from '@aiva/shared/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistryStore } from '../src/registry/store.js';
@@ -363,6 +369,41 @@ describe('lifecycle', () => {
       WAIT,
       'the re-registered instance routed',
     );
+  });
+
+  it('says rebuilding for its window after starting empty, then ends it with a table long-polls hear', async () => {
+    const products = await subgraph('products');
+    const r = await registry({}, { tuning: { rebuildWindowMs: 1_500 } });
+    const body = registrationOf(products);
+    await registerLive(r, body);
+    await waitFor(() => routable(r, 'products', body.instanceId), WAIT, 'the instance routed');
+    const during = await api.table(r.url);
+    expect(during.rebuilding).toBe(true);
+
+    // The end of the window is a change of the table: a long-poll on it answers then, routing the same.
+    const polling = await fetch(`${r.url}/v1/routing?wait=20`, {
+      headers: { 'if-none-match': `"${during.etag}"` },
+    });
+    expect(polling.status).toBe(200);
+    const after = (await polling.json()) as RoutingTable;
+    expect(after.rebuilding).toBeUndefined();
+    expect(after.etag).not.toBe(during.etag);
+    expect(after.services).toEqual(during.services);
+  });
+
+  it('does not say rebuilding when it recovered instances from its store', async () => {
+    const store = createMemoryRegistryStore();
+    const products = await subgraph('products');
+    const first = await startRegistry(testConfig(project), { store, tuning: { rebuildWindowMs: 0 } });
+    const body = registrationOf(products);
+    await registerOk(first.url, body);
+    await first.close();
+
+    const second = await startRegistry(testConfig(project), { store, tuning: { rebuildWindowMs: 60_000 } });
+    cleanups.push(() => second.close());
+    cleanups.push(keepAlive(second.url, body.instanceId, 'products'));
+    await waitFor(() => routable(second, 'products', body.instanceId), WAIT, 'the recovered instance routed');
+    expect((await api.table(second.url)).rebuilding).toBeUndefined();
   });
 
   it('publishes instance up and down events on the bus', async () => {

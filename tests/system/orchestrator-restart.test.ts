@@ -139,13 +139,21 @@ function suite(name: string, redisUrl: string | undefined) {
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       expect(registry.lines.some((line) => line.includes('"instance registered"'))).toBe(false);
     } else {
-      // Rebuilt from heartbeats: each instance hears 404 and registers again.
+      // Rebuilt from heartbeats: each instance hears 404 and registers again. Meanwhile its tables say
+      // `rebuilding`, and the gateway keeps routing to the services not back yet: no request fails.
+      const failures: unknown[] = [];
       await waitFor(
-        async () =>
-          JSON.stringify(await instances()) === '["ai","auth","gateway","media","notifications","users"]',
+        async () => {
+          const me = await graphql(gatewayUrl, '{ me { id } }');
+          if (me.body.errors) failures.push(me.body.errors);
+          return (
+            JSON.stringify(await instances()) === '["ai","auth","gateway","media","notifications","users"]'
+          );
+        },
         15_000,
         'every instance to register again',
       );
+      expect(failures).toEqual([]);
       // Each registration is logged; the last line may reach us a moment after the registry answers.
       await waitFor(
         async () => registry.lines.filter((line) => line.includes('"instance registered"')).length >= 4,

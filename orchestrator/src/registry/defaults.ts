@@ -18,6 +18,11 @@ export interface RegistryTuning {
   ejectionErrorRatio: number;
   /** A gateway's breaker state and request rate count while its last report is younger than this. */
   reportStaleMs: number;
+  /**
+   * How long a registry that started empty says `rebuilding` in its table; null: one instance TTL plus the first
+   * probes of the instances registering again (`rebuildWindowOf`), 0: never.
+   */
+  rebuildWindowMs: number | null;
   /** Timeout of fetching an instance's SDL (`{ _service { sdl } }`) for DNS-discovered instances. */
   sdlFetchTimeoutMs: number;
   /** Largest request body: registrations carry SDLs of up to 2,000,000 characters, JSON-escaped. */
@@ -35,6 +40,7 @@ export const DEFAULT_REGISTRY_TUNING: RegistryTuning = {
   ejectionErrorRatio: 0.5,
   reportStaleMs: 30_000,
   sdlFetchTimeoutMs: 2_000,
+  rebuildWindowMs: null,
   bodyLimitBytes: 3 * 1024 * 1024,
 };
 
@@ -70,4 +76,16 @@ export function registrySettings(
 /** Ten TTLs, at least a minute: long enough for an orchestrator restart, short enough not to keep ghosts. */
 export function recordTtlMs(instanceTtlMs: number): number {
   return Math.max(10 * instanceTtlMs, 60_000);
+}
+
+/**
+ * How long a registry that started empty may still be hearing from instances that ran before it: every live one
+ * heartbeats within a TTL, hears 404, registers again and is probed at once, then needs `healthyThreshold`
+ * passing probes to be routed.
+ */
+export function rebuildWindowOf(settings: RegistrySettings): number {
+  if (settings.rebuildWindowMs !== null) return settings.rebuildWindowMs;
+  return (
+    settings.instanceTtlMs + settings.healthyThreshold * settings.probeIntervalMs + settings.probeTimeoutMs
+  );
 }

@@ -188,6 +188,7 @@ export async function createRegistryApp(options: RegistryAppOptions): Promise<Re
         await dns.stop();
         await prober.stop();
         await replica.stop();
+        registry.stop();
         await app.close();
         if (ownsStore) await store.close();
       })();

@@ -11,7 +11,7 @@ import {
   type TrafficReport,
 } from '@aiva/shared';
 import type { CompositionStatus, ServedSupergraph, SupergraphComposer } from './composition.js';
-import type { RegistrySettings } from './defaults.js';
+import { type RegistrySettings, rebuildWindowOf } from './defaults.js';
 import { afterProbe, afterTraffic, type ProbeResult } from './health-policy.js';
 import {
   emptyTraffic,
@@ -86,6 +86,13 @@ export class Registry {
   private readonly now: () => Date;
   /** When this registry started: an instance recovered from the store gets a full TTL from here. */
   private readonly startedAt: number;
+  /**
+   * Until when the table says `rebuilding`: set by the first reload when the store had no instances, to one TTL
+   * (by which every live instance has heartbeated, heard 404 and registered again) and their first probes.
+   */
+  private rebuildingUntil = 0;
+  private firstReload = true;
+  private rebuildTimer: NodeJS.Timeout | undefined;
   private cache = new Map<string, InstanceRecord>();
   /** SDLs by `sdlHash`, for live composition. */
   private sdls = new Map<string, string>();
@@ -468,6 +475,10 @@ export class Registry {
           if (sdl !== undefined) this.sdls.set(record.sdlHash, sdl);
         }
       }
+      if (this.firstReload) {
+        this.firstReload = false;
+        if (records.length === 0) this.startRebuilding();
+      }
       const before = new Set(this.cache.keys());
       this.cache = new Map(records.map((r) => [r.instanceId, r]));
       this.derive('sync');
@@ -475,8 +486,31 @@ export class Registry {
     });
   }
 
+  /** Stops its timers (the end of a rebuild). */
+  stop(): void {
+    clearTimeout(this.rebuildTimer);
+  }
+
   // -------------------------------------------------------------------------------------------------------
   // Internals
+
+  /** Marks the table `rebuilding` until live instances have had time to register again and pass a probe. */
+  private startRebuilding(): void {
+    this.rebuildingUntil = this.startedAt + rebuildWindowOf(this.settings);
+    const left = this.rebuildingUntil - this.now().getTime();
+    if (left <= 0) return;
+    this.logger.info(
+      { forMs: left },
+      'registry started empty: rebuilding from heartbeats (gateways keep the instances they knew meanwhile)',
+    );
+    this.rebuildTimer = setTimeout(() => {
+      void this.exclusive(async () => {
+        this.logger.info({ instances: this.cache.size }, 'registry rebuilt: the routing table is whole');
+        this.derive('local');
+      });
+    }, left + 1);
+    this.rebuildTimer.unref();
+  }
 
   /** Writes changes to an instance through the store and the cache; false when it is gone. */
   private async change(id: string, changes: InstanceChanges, sdl?: string): Promise<boolean> {
@@ -553,9 +587,14 @@ export class Registry {
       (r) => r.health.state === 'healthy' && schema.get(r.instanceId) !== 'mismatch',
     );
     const served = this.composer.current();
+    const now = this.now();
     const { table, conflicts } = buildRoutingTable(
-      { supergraph: served && { hash: served.hash, mode: served.mode }, routable },
-      this.now(),
+      {
+        supergraph: served && { hash: served.hash, mode: served.mode },
+        routable,
+        rebuilding: now.getTime() < this.rebuildingUntil,
+      },
+      now,
     );
     return { schema, routable: new Set(routable.map((r) => r.instanceId)), table, conflicts };
   }

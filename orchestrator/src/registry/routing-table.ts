@@ -15,6 +15,8 @@ export interface RoutingTableInput {
   supergraph: RoutingTable['supergraph'];
   /** The routable instances (healthy, schema not mismatched), any kind. */
   routable: readonly InstanceRecord[];
+  /** The registry started empty and may not have heard from every live instance yet. */
+  rebuilding?: boolean;
 }
 
 export interface BuiltRoutingTable {
@@ -45,7 +47,12 @@ export function buildRoutingTable(input: RoutingTableInput, now: Date): BuiltRou
   const sortedServices = Object.fromEntries(Object.entries(services).sort(([a], [b]) => compare(a, b)));
 
   const { routes, conflicts } = collectRoutes(instances);
-  const content = { supergraph: input.supergraph, services: sortedServices, routes };
+  const content = {
+    supergraph: input.supergraph,
+    services: sortedServices,
+    routes,
+    ...(input.rebuilding ? { rebuilding: true } : {}),
+  };
   const etag = createHash('sha256').update(JSON.stringify(content)).digest('hex').slice(0, 32);
   return { table: { etag, generatedAt: now.toISOString(), ...content }, conflicts };
 }

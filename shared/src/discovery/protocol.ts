@@ -150,6 +150,13 @@ export const routingTableSchema = z.object({
   supergraph: z.object({ hash: z.string(), mode: z.enum(['committed', 'live']) }).nullable(),
   services: z.record(z.string(), z.object({ instances: z.array(routableInstanceSchema) })),
   routes: z.array(routeDeclarationSchema.extend({ service: serviceNameSchema })),
+  /**
+   * True while a registry that started with no instances (its memory store, or an empty Redis) may still be
+   * hearing from instances that were running before it: for one instance TTL and their first probes, the live
+   * ones register again. Until then the table may lack instances that serve, so a follower keeps the ones it knew
+   * (see `routingDuringRebuild`). Absent otherwise.
+   */
+  rebuilding: z.boolean().optional(),
 });
 export type RoutingTable = z.infer<typeof routingTableSchema>;
 

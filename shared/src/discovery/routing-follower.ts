@@ -10,6 +10,29 @@ export interface RoutingSource {
   onChange(listener: (table: RoutingTable) => void): () => void;
 }
 
+/**
+ * The table to route by when `next` comes from a registry still rebuilding: `next`, plus the services (their
+ * instances and routes) `previous` had and `next` has no instance of yet. A restarted registry without Redis only
+ * knows the instances that registered again since it started; without this, a service not back yet would be
+ * unreachable for those seconds. A service `next` has instances of is taken as `next` has it, so an instance that
+ * went away is not kept. The registry's first table without `rebuilding` replaces this one whole.
+ */
+export function routingDuringRebuild(previous: RoutingTable | undefined, next: RoutingTable): RoutingTable {
+  if (!next.rebuilding || !previous) return next;
+  const kept = Object.keys(previous.services).filter(
+    (service) => (next.services[service]?.instances.length ?? 0) === 0,
+  );
+  if (kept.length === 0) return next;
+  const services: RoutingTable['services'] = { ...next.services };
+  for (const service of kept) services[service] = previous.services[service]!;
+  const prefixes = new Set(next.routes.map((route) => route.prefix));
+  const routes = [
+    ...next.routes,
+    ...previous.routes.filter((route) => kept.includes(route.service) && !prefixes.has(route.prefix)),
+  ];
+  return { ...next, services, routes };
+}
+
 export interface RoutingFollowerOptions {
   orchestratorUrl: string;
   logger?: Logger;
@@ -31,7 +54,8 @@ export interface RoutingFollower extends RoutingSource {
  * Follows the orchestrator's routing table with ETag long-polls (`GET /v1/routing?wait=` + `If-None-Match`): a
  * change arrives within one round trip, and an idle follower costs one request per `waitSeconds`. When the
  * orchestrator cannot be reached the last table stays in force (and is retried with backoff); until one was
- * ever received, `current()` is undefined and callers use their static routing URLs.
+ * ever received, `current()` is undefined and callers use their static routing URLs. A table from a registry
+ * still rebuilding adds to the last one instead of replacing it (`routingDuringRebuild`).
  */
 export function createRoutingFollower(options: RoutingFollowerOptions): RoutingFollower {
   const waitSeconds = Math.min(options.waitSeconds ?? 25, MAX_ROUTING_WAIT_SECONDS);
@@ -47,8 +71,9 @@ export function createRoutingFollower(options: RoutingFollowerOptions): RoutingF
   let controller: AbortController | undefined;
   let loop: Promise<void> | undefined;
 
-  function accept(next: RoutingTable): void {
+  function accept(received: RoutingTable): void {
     const first = table === undefined;
+    const next = routingDuringRebuild(table, received);
     table = next;
     if (first) {
       options.logger?.info({ orchestrator: options.orchestratorUrl }, 'routing table received');
