@@ -51,11 +51,29 @@ const BAD_KEYS = [
   `owners/${'x'.repeat(600)}`,
 ];
 
+export interface StorageContractOptions {
+  /**
+   * Why the server behind the adapter cannot show that concurrent writes of one key leave one whole object, when
+   * it cannot: the case is then left out, and the reason printed. (s3rver writes an object in place, so two PUTs
+   * of one key interleave their bytes; S3 itself replaces objects atomically.)
+   */
+  noAtomicPuts?: string;
+}
+
 /**
  * The behaviour every FileStorage adapter must have. `open` gives a fresh, empty storage before each test;
  * `cleanup` runs after it.
  */
-export function storageContract(name: string, open: () => Promise<OpenedStorage>): void {
+export function storageContract(
+  name: string,
+  open: () => Promise<OpenedStorage>,
+  options: StorageContractOptions = {},
+): void {
+  if (options.noAtomicPuts) {
+    console.warn(
+      `[FileStorage contract: ${name}] concurrent puts of one key not checked: ${options.noAtomicPuts}`,
+    );
+  }
   describe(`FileStorage contract: ${name}`, { timeout: 60_000 }, () => {
     let opened: OpenedStorage;
     let storage: FileStorage;
@@ -260,16 +278,20 @@ export function storageContract(name: string, open: () => Promise<OpenedStorage>
       expect((await readFile(target)).equals(data)).toBe(true);
     });
 
-    it('leaves one whole value after concurrent puts of the same key', async () => {
-      const key = `owners/${OWNER}/${HASH}/original`;
-      const bodies = Array.from({ length: 6 }, () => randomBytes(300_000));
-      await Promise.all(
-        bodies.map((body, i) => storage.put(key, streamOf(body, 16 * 1024), { contentType: `image/x-${i}` })),
-      );
-      const got = await storage.get(key);
-      const stored = await readAll(got.body);
-      expect(got.size).toBe(300_000);
-      expect(bodies.map(sha256)).toContain(sha256(stored));
-    });
+    if (!options.noAtomicPuts) {
+      it('leaves one whole value after concurrent puts of the same key', async () => {
+        const key = `owners/${OWNER}/${HASH}/original`;
+        const bodies = Array.from({ length: 6 }, () => randomBytes(300_000));
+        await Promise.all(
+          bodies.map((body, i) =>
+            storage.put(key, streamOf(body, 16 * 1024), { contentType: `image/x-${i}` }),
+          ),
+        );
+        const got = await storage.get(key);
+        const stored = await readAll(got.body);
+        expect(got.size).toBe(300_000);
+        expect(bodies.map(sha256)).toContain(sha256(stored));
+      });
+    }
   });
 }
