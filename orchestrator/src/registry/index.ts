@@ -115,6 +115,8 @@ export async function createRegistryApp(options: RegistryAppOptions): Promise<Re
     ...(options.bus ? { bus: options.bus } : {}),
   });
   await registry.reload();
+  // Started empty (no Redis, or nothing in it): instances that ran before this start may still be registering again.
+  if (registry.list().length === 0) registry.startRebuilding();
   if (!config.REGISTRY_SECRET) logger.warn('REGISTRY_SECRET is not set: every registration will be refused');
 
   const replica: Replica = startReplica({ registry, store, settings, logger });

@@ -86,12 +86,8 @@ export class Registry {
   private readonly now: () => Date;
   /** When this registry started: an instance recovered from the store gets a full TTL from here. */
   private readonly startedAt: number;
-  /**
-   * Until when the table says `rebuilding`: set by the first reload when the store had no instances, to one TTL
-   * (by which every live instance has heartbeated, heard 404 and registered again) and their first probes.
-   */
+  /** Until when the table says `rebuilding` (see `startRebuilding`). */
   private rebuildingUntil = 0;
-  private firstReload = true;
   private rebuildTimer: NodeJS.Timeout | undefined;
   private cache = new Map<string, InstanceRecord>();
   /** SDLs by `sdlHash`, for live composition. */
@@ -475,10 +471,6 @@ export class Registry {
           if (sdl !== undefined) this.sdls.set(record.sdlHash, sdl);
         }
       }
-      if (this.firstReload) {
-        this.firstReload = false;
-        if (records.length === 0) this.startRebuilding();
-      }
       const before = new Set(this.cache.keys());
       this.cache = new Map(records.map((r) => [r.instanceId, r]));
       this.derive('sync');
@@ -486,19 +478,15 @@ export class Registry {
     });
   }
 
-  /** Stops its timers (the end of a rebuild). */
-  stop(): void {
-    clearTimeout(this.rebuildTimer);
-  }
-
-  // -------------------------------------------------------------------------------------------------------
-  // Internals
-
-  /** Marks the table `rebuilding` until live instances have had time to register again and pass a probe. */
-  private startRebuilding(): void {
+  /**
+   * Marks the table `rebuilding` for one TTL from the start (by which every live instance has heartbeated, heard
+   * 404 and registered again) and their first probes. For a registry whose store had no instances at start.
+   */
+  startRebuilding(): void {
     this.rebuildingUntil = this.startedAt + rebuildWindowOf(this.settings);
     const left = this.rebuildingUntil - this.now().getTime();
     if (left <= 0) return;
+    this.derive('local');
     this.logger.info(
       { forMs: left },
       'registry started empty: rebuilding from heartbeats (gateways keep the instances they knew meanwhile)',
@@ -511,6 +499,14 @@ export class Registry {
     }, left + 1);
     this.rebuildTimer.unref();
   }
+
+  /** Stops its timers (the end of a rebuild). */
+  stop(): void {
+    clearTimeout(this.rebuildTimer);
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Internals
 
   /** Writes changes to an instance through the store and the cache; false when it is gone. */
   private async change(id: string, changes: InstanceChanges, sdl?: string): Promise<boolean> {

@@ -56,7 +56,8 @@ export interface MediaClientOptions {
   timeoutMs?: number;
 }
 
-interface MediaFacts {
+/** What ai reads of a media item. */
+export interface MediaFacts {
   id: string;
   owner: { id: string };
   kind: string;
