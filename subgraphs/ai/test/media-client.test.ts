@@ -2,21 +2,12 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ServiceRouter } from '@aiva/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMediaClient } from '../src/media-client.js';
+import { createMediaClient, type MediaFacts } from '../src/media-client.js';
 
 // A media instance as ai sees it: GraphQL answering `media(id)` with the item set below, and its signed file
 // route. The client's reading of an item for transcription is checked against each state media can answer.
 
-interface Item {
-  id: string;
-  owner: { id: string };
-  kind: string;
-  mimeType: string;
-  filename: string;
-  size: number;
-  status: string;
-  url: string | null;
-}
+type Item = MediaFacts;
 
 const AUDIO = new Uint8Array(Buffer.from('ID3 a few bytes of audio'));
 const PERSON = 'person-1';
